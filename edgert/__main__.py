@@ -1,0 +1,3 @@
+from edgert.cli.main import entry
+
+entry()

@@ -1,0 +1,1 @@
+"""The ``edgert`` command line (a thin layer over the library API)."""

@@ -1,0 +1,4 @@
+"""Inference engines behind one interface (``base.Engine``) and the ``infer`` stage.
+
+Importing this package registers the built-in backends and the ``infer`` stage.
+"""

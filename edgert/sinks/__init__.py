@@ -1,0 +1,4 @@
+"""Sinks: where results go (files, video, brokers, exporters).
+
+Importing this package registers the built-in sinks.
+"""

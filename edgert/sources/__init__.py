@@ -1,0 +1,4 @@
+"""Sources: one stream of frames each, chosen by URI scheme.
+
+Importing this package registers the built-in sources.
+"""
