@@ -11,9 +11,20 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Tuple
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Tuple
 
 import numpy as np
+
+from edgert.registry import Registry
+
+if TYPE_CHECKING:  # pragma: no cover
+    from edgert.config.schema import ModelConfig
+
+try:  # Python 3.8 has Protocol in typing already; keep the import explicit
+    from typing import Protocol
+except ImportError:  # pragma: no cover
+    from typing_extensions import Protocol  # type: ignore
 
 
 @dataclass(frozen=True)
@@ -81,3 +92,15 @@ class Engine(ABC):
 
     def close(self) -> None:
         """Free the engine. Safe to call twice."""
+
+
+class EngineLoader(Protocol):
+    """A backend's entry point: build or load the engine for one device."""
+
+    def __call__(self, name: str, model: "ModelConfig", device: str, base_dir: Path) -> Engine:
+        ...
+
+
+# Backends register under the name users write as ``backend:`` (``onnxruntime``,
+# ``tensorrt``); ``auto`` is resolved by the engine factory.
+BACKENDS: Registry[EngineLoader] = Registry("engine backend")
