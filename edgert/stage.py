@@ -87,6 +87,14 @@ class Stage(ABC):
     def name(self) -> str:
         return self.config.name
 
+    @classmethod
+    def check_config(cls, config: StageConfig, pipeline: "PipelineConfig") -> None:
+        """Graph-pass checks that need the whole pipeline (e.g. ``model:`` exists).
+
+        Raise ``ConfigError(message, key_path="field")``; the loader prefixes
+        the stage's path and adds file:line:col.
+        """
+
     def start(self) -> None:
         """Acquire resources (open models, allocate buffers). Called once."""
 
@@ -114,6 +122,10 @@ class Sink(ABC):
     @property
     def name(self) -> str:
         return self.config.name or self.config.kind
+
+    @classmethod
+    def check_config(cls, config: SinkConfig, pipeline: "PipelineConfig") -> None:
+        """Graph-pass checks; raise ``ConfigError(message, key_path="field")``."""
 
     def start(self) -> None:
         """Open files/connections. Called once before the first batch."""
