@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
 class StageConfig(BaseModel):
     """Keys every stage has. Subclasses add their own; unknown keys are errors."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     name: str
     """Unique stage name, referenced by other stages' and sinks' ``input``."""
@@ -37,7 +37,7 @@ class StageConfig(BaseModel):
 class SinkConfig(BaseModel):
     """Keys every sink has."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     kind: str
     """Which sink this is, e.g. ``video``, ``jsonl``, ``mqtt``."""

@@ -48,7 +48,7 @@ def resolve_local(rest: str, base_dir: Path) -> Path:
 class SourceConfig(BaseModel):
     """Keys every source has; a scheme's class adds its own options."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     name: str
     """Stream name, used in outputs (``out/{source}.mp4``) and metrics."""
