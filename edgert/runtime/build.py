@@ -85,7 +85,7 @@ class Builder:
         return out
 
     def components(self, sources: List[Source], sinks: Optional[List[Sink]],
-                   slots_per_instance: int = 3, prep_workers: Optional[int] = None
+                   slots_per_instance: int = 2, prep_workers: Optional[int] = None
                    ) -> Components:
         plan = self.plan
         devices: List[str] = []

@@ -45,6 +45,7 @@ class RunSummary:
     latency_ms: Dict[str, Optional[float]] = field(default_factory=dict)
     stage_ms: Dict[str, Dict[str, Optional[float]]] = field(default_factory=dict)
     bytes_copied: int = 0
+    buffer_allocs: int = 0  # per-batch buffers allocated on the hot path (0 when zero-copy)
     batch: int = 1
     instances: List[str] = field(default_factory=list)
     hung_threads: List[str] = field(default_factory=list)
@@ -70,7 +71,7 @@ class ThreadedExecutor:
     def __init__(self, pipeline: PipelineConfig, metrics: Optional[Metrics] = None,
                  engine_factory: Optional[EngineFactory] = None,
                  sources: Optional[List[Source]] = None, sinks: Optional[List[Sink]] = None,
-                 slots_per_instance: int = 3, prep_workers: Optional[int] = None,
+                 slots_per_instance: int = 2, prep_workers: Optional[int] = None,
                  shutdown_timeout_s: float = 10.0, handle_signals: bool = True) -> None:
         self.pipeline = pipeline
         self.metrics = metrics if metrics is not None else Metrics()
@@ -128,7 +129,7 @@ class ThreadedExecutor:
             stopped=core.stop_requested,
             latency_ms=lat, stage_ms=stage_ms,
             bytes_copied=core.c.pool.bytes_copied() + core.copied_by_runtime,
-            batch=core.c.pool.capacity, instances=list(core.c.devices),
+            buffer_allocs=core.buffer_allocs, batch=core.c.pool.capacity, instances=list(core.c.devices),
             hung_threads=list(core.hung),
         )
 

@@ -87,6 +87,7 @@ class ThreadedCore:
         self.error: Optional[str] = None
         self.hung: List[str] = []
         self.copied_by_runtime = 0
+        self.buffer_allocs = 0  # model-input buffers a stage allocated instead of using the slot
         self._err_lock = threading.Lock()
         self._gather = threading.Lock()
         self._seq = 0
@@ -257,6 +258,7 @@ class ThreadedCore:
         view = slot.tensor_view(len(work.batch))
         if tensor is not None and view is not None and not np.may_share_memory(tensor, view):
             self.copied_by_runtime += int(tensor.nbytes)
+            self.buffer_allocs += 1
 
     # ------------------------------------------------------------ post + sinks
     def _post(self) -> None:

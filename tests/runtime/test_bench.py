@@ -1,0 +1,59 @@
+"""edgert bench on test doubles: every documented key, sane relations, the null sink."""
+from __future__ import annotations
+
+import pytest
+
+from edgert.errors import UsageError
+from edgert.runtime.bench import Bench, BenchOptions, ReplaySource
+from tests.runtime.doubles import RECORDS, fake_factory, pipeline
+
+KEYS = {"streams", "batch", "frames", "raw_fps", "pipeline_fps", "naive_fps", "ratio_raw",
+        "ratio_naive", "latency_ms", "bytes_copied_per_frame", "allocs_per_frame",
+        "peak_rss_mb", "platform"}
+
+
+def test_bench_json_has_every_key_on_a_tiny_run() -> None:
+    RECORDS.clear()
+    cfg = pipeline(["name: a, uri: 'test://a', frames: 9"], batch=2)
+    result = Bench(cfg, BenchOptions(streams=2, frames=12), fake_factory(sleep_s=0.001)).run()
+    assert KEYS <= set(result)
+    assert (result["streams"], result["batch"], result["frames"]) == (2, 2, 12)
+    assert set(result["latency_ms"]) == {"p50", "p99"}
+    assert set(result["platform"]) >= {"power_mode", "backend", "device"}
+    assert result["platform"]["backend"] == "fake"
+    assert result["ratio_raw"] == pytest.approx(result["pipeline_fps"] / result["raw_fps"])
+    assert result["ratio_naive"] == pytest.approx(result["pipeline_fps"] / result["naive_fps"])
+    assert result["bytes_copied_per_frame"] == 0 and result["allocs_per_frame"] == 0
+    assert result["frames_dropped"] == 0  # file semantics: nothing lost in the pipeline run
+    assert "overload" in result and result["overload"]["latency_ms"]["p99"] is not None
+    assert "out" not in RECORDS  # the pipeline's sink was replaced by the null sink
+
+
+def test_with_sinks_keeps_the_pipeline_sinks() -> None:
+    RECORDS.clear()
+    cfg = pipeline(["name: a, uri: 'test://a', frames: 5"], batch=2)
+    Bench(cfg, BenchOptions(streams=3, frames=5, with_sinks=True, overload=False),
+          fake_factory()).run()
+    assert len(RECORDS["out"]) == 15
+
+
+def test_replay_source_loops_its_frames_and_paces_live() -> None:
+    import numpy as np
+
+    frames = [np.full((2, 2, 3), i, np.uint8) for i in range(3)]
+    src = ReplaySource("r", frames, count=7, live=True, fps=1000.0)
+    src.open()
+    got = []
+    while True:
+        fr = src.read()
+        if fr is None:
+            break
+        got.append((fr.index, int(fr.image[0, 0, 0])))
+    assert got == [(i, i % 3) for i in range(7)] and src.live
+
+
+@pytest.mark.parametrize("field", ["streams", "frames", "repeats"])
+def test_bad_counts_are_usage_errors(field: str) -> None:
+    cfg = pipeline(["name: a, uri: 'test://a'"])
+    with pytest.raises(UsageError, match="at least 1"):
+        Bench(cfg, BenchOptions(**{field: 0}), fake_factory())
