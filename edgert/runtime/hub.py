@@ -117,18 +117,19 @@ class FrameHub:
         return out
 
     def _take_locked(self, out: List[Tuple[int, Frame]], max_items: int) -> None:
+        """Strict round robin: one frame per stream per turn, resuming where the last take ended."""
         n = len(self.streams)
-        progress = True
-        while len(out) < max_items and progress:
-            progress = False
-            for k in range(n):
-                idx = (self._rr + k) % n
-                s = self.streams[idx]
-                if s.queue and len(out) < max_items:
-                    out.append((idx, s.queue.popleft()))
-                    self.metrics.set("edgert_queue_depth", len(s.queue), source=s.name)
-                    progress = True
-            self._rr = (self._rr + 1) % n
+        idle = 0
+        while len(out) < max_items and idle < n:
+            idx = self._rr
+            self._rr = (idx + 1) % n
+            s = self.streams[idx]
+            if s.queue:
+                out.append((idx, s.queue.popleft()))
+                self.metrics.set("edgert_queue_depth", len(s.queue), source=s.name)
+                idle = 0
+            else:
+                idle += 1
 
     # ------------------------------------------------------------ accounting
     def delivered(self, idx: int, count: int, now: float) -> None:
