@@ -67,7 +67,7 @@ class ReplaySource(Source):
         self._t0 = 0.0
 
     @property  # type: ignore[override]
-    def live(self) -> bool:  # type: ignore[override]
+    def live(self) -> bool:
         return self._live
 
     def open(self) -> None:

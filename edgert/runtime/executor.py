@@ -129,7 +129,8 @@ class ThreadedExecutor:
             stopped=core.stop_requested,
             latency_ms=lat, stage_ms=stage_ms,
             bytes_copied=core.c.pool.bytes_copied() + core.copied_by_runtime,
-            buffer_allocs=core.buffer_allocs, batch=core.c.pool.capacity, instances=list(core.c.devices),
+            buffer_allocs=core.buffer_allocs, batch=core.c.pool.capacity,
+            instances=list(core.c.devices),
             hung_threads=list(core.hung),
         )
 
