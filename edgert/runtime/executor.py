@@ -124,8 +124,11 @@ class ThreadedExecutor:
         lat = _merged_quantiles(snap.histograms.get("edgert_e2e_latency_seconds", {}).values())
         stage_ms = {dict(k).get("stage", "?"): _quantiles([h]) for k, h in
                     snap.histograms.get("edgert_stage_latency_seconds", {}).items()}
+        error = core.error
+        if error is None and streams and all(s.error for s in streams):
+            error = "every source failed; first: %s" % streams[0].error
         return RunSummary(
-            streams=streams, duration_s=duration, error=core.error,
+            streams=streams, duration_s=duration, error=error,
             stopped=core.stop_requested,
             latency_ms=lat, stage_ms=stage_ms,
             bytes_copied=core.c.pool.bytes_copied() + core.copied_by_runtime,

@@ -112,8 +112,8 @@ class ThreadedCore:
         """Record the first failure (one line, reported once) and abort the run."""
         with self._err_lock:
             if self.error is None:
-                self.error = message
-                log.error("%s", message)
+                self.error = message  # the caller reports it, once (edgert run: one line)
+                log.debug("aborting: %s", message)
         self._abort()
 
     def _abort(self) -> None:
@@ -148,7 +148,15 @@ class ThreadedCore:
         self.finished = time.monotonic()
 
     def _thread(self, name: str, target: Callable[..., None], *args: Any) -> threading.Thread:
-        return threading.Thread(target=target, args=args, name=name, daemon=True)
+        def guarded() -> None:
+            try:
+                target(*args)
+            except Exception as exc:  # noqa: BLE001 - a bug here must stop the run, not hang it
+                log.exception("internal error in thread %s", name)
+                self.fail("internal error in %s: %s: %s" % (name, type(exc).__name__,
+                                                            _one_line(exc)))
+
+        return threading.Thread(target=guarded, name=name, daemon=True)
 
     def _join(self, threads: List[threading.Thread], deadline_s: Optional[float] = None) -> None:
         """Join, waiting indefinitely while the run is healthy, bounded once stopping."""
