@@ -26,6 +26,7 @@ def _info(args: argparse.Namespace) -> int:
         if isinstance(value, dict):
             value = ", ".join("%s %s" % (k, v if v is not None else "-") for k, v in value.items())
         elif isinstance(value, list):
-            value = "; ".join(json.dumps(v) if isinstance(v, dict) else str(v) for v in value) or "-"
+            value = "; ".join(json.dumps(v) if isinstance(v, dict) else str(v)
+                              for v in value) or "-"
         sys.stdout.write("%-18s %s\n" % (key + ":", "-" if value is None else value))
     return 0

@@ -203,8 +203,8 @@ def dla_cores(root: Path, table: Optional[nvpmodel.ModeTable]) -> Optional[int]:
 
         builder = trt.Builder(trt.Logger(trt.Logger.ERROR))
         return int(builder.num_DLA_cores)
-    except Exception:  # noqa: BLE001 - not installed, or no GPU: fall through
-        pass
+    except Exception as exc:  # noqa: BLE001 - not installed, or no GPU: fall through
+        log.debug("DLA count from TensorRT unavailable: %s", exc)
     if table is not None:
         n = table.dla_cores()
         if n is not None:
@@ -281,7 +281,7 @@ def parse_gstreamer(build_info: str) -> Optional[bool]:
 def opencv_info() -> Tuple[Optional[str], Optional[bool], Optional[str]]:
     """(version, built with GStreamer, file the module came from)."""
     try:
-        import cv2  # type: ignore[import-not-found]
+        import cv2
     except Exception:  # noqa: BLE001 - absent or broken install
         return None, None, None
     return (str(getattr(cv2, "__version__", "?")),
@@ -379,7 +379,7 @@ def _fill_jetson(info: DeviceInfo, root: Path, query_tools: bool) -> None:
     info.module = module_part(read_compatible(root))
     chip_id = read_chip_id(root)
     if chip_id in CHIPS:
-        info.chip, info.chip_family, info.compute_capability = CHIPS[chip_id]  # type: ignore[index]
+        info.chip, info.chip_family, info.compute_capability = CHIPS[chip_id]
     info.l4t = read_l4t(root)
     info.jetpack = jetpack_for(info.l4t)
     info.cuda = read_cuda_version(root)

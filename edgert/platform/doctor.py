@@ -25,7 +25,8 @@ class Check:
     fix: str = ""
 
     def render(self) -> str:
-        return "[%s] %s%s" % (self.status.upper(), self.title, ("\n       fix: " + self.fix) if self.fix else "")
+        fix = ("\n       fix: " + self.fix) if self.fix else ""
+        return "[%s] %s%s" % (self.status.upper(), self.title, fix)
 
 
 def jetpack_tensorrt_paths(root: Path) -> List[str]:
@@ -57,8 +58,10 @@ def check_cuda_bindings(info: DeviceInfo) -> Optional[Check]:
     if not info.is_jetson and not info.gpus:
         return None
     if info.versions.get("cuda-python") or info.versions.get("pycuda"):
-        which = "cuda-python %s" % info.versions["cuda-python"] if info.versions.get("cuda-python") \
-            else "pycuda %s" % info.versions["pycuda"]
+        if info.versions.get("cuda-python"):
+            which = "cuda-python %s" % info.versions["cuda-python"]
+        else:
+            which = "pycuda %s" % info.versions["pycuda"]
         return Check(OK, "CUDA from Python: " + which)
     return Check(WARN, "neither cuda-python nor pycuda is installed: the TensorRT backend cannot "
                  "move buffers", "pip install 'edgert[trt]' (cuda-python matching the CUDA %s)"
@@ -109,7 +112,8 @@ def check_power_mode(info: DeviceInfo, table: Optional[nvpmodel.ModeTable]) -> O
         return Check(WARN, "power mode is %s, not %s: benchmarks will not show the board's peak"
                      % (name, best.name),
                      "power: {nvpmodel: %s, jetson_clocks: true} in the YAML, or "
-                     "'sudo edgert power set --nvpmodel %s --jetson-clocks'" % (best.name, best.name))
+                     "'sudo edgert power set --nvpmodel %s --jetson-clocks'"
+                     % (best.name, best.name))
     return Check(OK, "power mode %s" % name)
 
 

@@ -153,7 +153,8 @@ def parse_conf(text: str, source: str = "") -> ModeTable:
             _apply_setting(current, line.split())
     close()
     if not modes:
-        raise ValueError("no '< POWER_MODEL ID=.. NAME=.. >' section in %s" % (source or "the conf"))
+        raise ValueError("no '< POWER_MODEL ID=.. NAME=.. >' section in %s"
+                         % (source or "the conf"))
     return ModeTable(modes=modes, default_id=default_id, params=params, source=source)
 
 
@@ -198,7 +199,8 @@ def parse_verbose(text: str) -> ModeTable:
         modes.append(PowerMode(**current))  # type: ignore[arg-type]
     if not modes:
         raise ValueError("no POWER_MODEL lines in nvpmodel output")
-    return ModeTable(modes=modes, default_id=default_id, params=params, source="nvpmodel -p --verbose")
+    return ModeTable(modes=modes, default_id=default_id, params=params,
+                     source="nvpmodel -p --verbose")
 
 
 def parse_query(text: str) -> Tuple[str, Optional[int]]:

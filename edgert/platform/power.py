@@ -38,8 +38,8 @@ from edgert.platform.power_state import MANUAL, SESSION, PowerState
 log = logging.getLogger("edgert.platform.power")
 
 ROOT_HINT = ("run it with sudo, run the pipeline as the systemd unit ('edgert service install'), "
-             "or install jetson-stats ('pip install \"edgert[jetson]\"' and 'sudo jtop --install-service') "
-             "so edgert can switch through jtop.service")
+             "or install jetson-stats ('pip install \"edgert[jetson]\"' and "
+             "'sudo jtop --install-service') so edgert can switch through jtop.service")
 
 
 @dataclass
@@ -82,10 +82,10 @@ class Plan:
 
     def render(self) -> str:
         lines = ["# %s" % n for n in self.notes]
+        restore_title = ("restore (on exit, SIGTERM, next start after a crash, "
+                         "or 'edgert power restore')")
         for title, steps in (("record the current state", self.record),
-                             ("apply", self.apply), ("restore (on exit, SIGTERM, next start "
-                                                     "after a crash, or 'edgert power restore')",
-                                                     self.restore)):
+                             ("apply", self.apply), (restore_title, self.restore)):
             if steps:
                 lines.append("# %s:" % title)
                 lines.extend(steps)
@@ -244,8 +244,9 @@ class PowerController:
             if state is None or not state.pending:
                 continue
             if state.owner_alive() and state.pid != os.getpid() and not force:
-                raise RuntimeFailure("pid %d (still running) owns these power settings; it restores "
-                                     "them when it exits (use --force to restore now)" % state.pid)
+                raise RuntimeFailure("pid %d (still running) owns these power settings; it "
+                                     "restores them when it exits (use --force to restore now)"
+                                     % state.pid)
             done.extend(self._restore_state(state, path))
         return done
 

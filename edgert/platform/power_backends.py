@@ -39,7 +39,8 @@ def _run(argv: List[str], stdin_text: str = "", timeout: float = 60.0) -> tools.
 
 def _fail(res: tools.Result) -> RuntimeFailure:
     last = res.output.strip().splitlines()[-1] if res.output.strip() else "no output"
-    return RuntimeFailure("'%s' failed (exit %d): %s" % (tools.quote(res.argv), res.returncode, last))
+    return RuntimeFailure("'%s' failed (exit %d): %s"
+                          % (tools.quote(res.argv), res.returncode, last))
 
 
 class CliBackend:

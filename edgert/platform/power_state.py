@@ -126,7 +126,8 @@ def load(path: Path) -> Optional[PowerState]:
         known = {k: v for k, v in data.items() if k in PowerState.__dataclass_fields__}
         return PowerState(**known)
     except (ValueError, TypeError) as exc:
-        log.warning("power state %s is unreadable (%s); delete it after checking the clocks", path, exc)
+        log.warning("power state %s is unreadable (%s); delete it after checking the clocks",
+                    path, exc)
         return None
 
 

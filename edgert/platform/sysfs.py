@@ -202,8 +202,8 @@ def _iio_rails(iio: Path) -> List[Rail]:
         name = read_text(label) or ""
         if not name or name.startswith("NC"):
             continue
-        out.append(Rail(name, iio / ("in_voltage%s_input" % num), iio / ("in_current%s_input" % num),
-                        iio / ("in_power%s_input" % num)))
+        out.append(Rail(name, iio / ("in_voltage%s_input" % num),
+                        iio / ("in_current%s_input" % num), iio / ("in_power%s_input" % num)))
     return out
 
 

@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from edgert.platform import detect
-from tests.platform.conftest import REPO, TREES
+from tests.platform.conftest import TREES
 
 
 @pytest.mark.parametrize("tree, model, module, chip, cc, l4t, jetpack, dla, cuda", [
@@ -24,7 +22,8 @@ from tests.platform.conftest import REPO, TREES
 def test_detect_fixture_trees(tree, model, module, chip, cc, l4t, jetpack, dla, cuda):
     info = detect.detect(TREES / tree, query_tools=False)
     assert info.is_jetson
-    assert (info.model, info.module, info.chip, info.compute_capability) == (model, module, chip, cc)
+    assert (info.model, info.module) == (model, module)
+    assert (info.chip, info.compute_capability) == (chip, cc)
     assert (info.l4t, info.jetpack, info.dla_cores, info.cuda) == (l4t, jetpack, dla, cuda)
     assert info.power_modes and info.power_modes[0].startswith("0=")
     json.dumps(info.to_dict())  # what `edgert info --json` prints
@@ -95,15 +94,3 @@ def test_parse_smi_gpus():
                      "memory_mib": 143771.0, "max_graphics_mhz": 1980.0,
                      "max_memory_mhz": 3201.0, "source": "nvidia-smi"}]
 
-
-def test_info_json_on_this_machine():
-    """`edgert info --json` here: valid JSON, not a Jetson, installed versions listed."""
-    out = subprocess.run([sys.executable, "-m", "edgert", "info", "--json"], cwd=str(REPO),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=True,
-                         universal_newlines=True, timeout=120)
-    data = json.loads(out.stdout)
-    assert data["is_jetson"] is False
-    import numpy
-
-    assert data["versions"]["numpy"] == numpy.__version__
-    assert set(data["versions"]) >= {"tensorrt", "cuda-python", "pycuda", "onnxruntime", "opencv"}

@@ -100,8 +100,8 @@ def test_conf_without_modes_is_an_error():
 
 
 @pytest.mark.parametrize("output, reboot", [
-    ("NVPM WARN: Reboot required for changing to this power mode: 3\n"
-     "NVPM WARN: DO YOU WANT TO REBOOT NOW? enter YES/yes to confirm:\n", True),
+    (("NVPM WARN: Reboot required for changing to this power mode: 3\n"
+      "NVPM WARN: DO YOU WANT TO REBOOT NOW? enter YES/yes to confirm:\n"), True),
     ("NVPM ERROR: I can't set this model!\nNVPM ERROR: Need a reboot\nNVPM WARNING: Write YES\n",
      True),  # jetson_stats' emulator wording
     ("", False),

@@ -19,8 +19,12 @@ import pytest
 from edgert.config.schema import PowerConfig
 from edgert.errors import ConfigError, RuntimeFailure, UsageError
 from edgert.platform import nvpmodel, power_state
-from edgert.platform.power import (PowerController, PowerRequest, power_session,
-                                   validate_power_config)
+from edgert.platform.power import (
+    PowerController,
+    PowerRequest,
+    power_session,
+    validate_power_config,
+)
 from tests.platform.conftest import FIXTURES, REPO, FakeJetson, require_root
 
 MAXN_LOCK = PowerRequest(nvpmodel="MAXN", jetson_clocks=True)
@@ -32,6 +36,10 @@ def controller(fj: FakeJetson, euid: int = 0) -> PowerController:
 
 def store(fj: FakeJetson, kind: str = power_state.SESSION) -> str:
     return str(power_state.clocks_store_path(kind, fj.state_dir))
+
+
+def restore_calls(fj: FakeJetson) -> list:
+    return ["nvpmodel -m 2", "jetson_clocks --restore " + store(fj)]
 
 
 def test_apply_records_before_changing_and_restore_undoes(fake_orin: FakeJetson):
@@ -67,7 +75,7 @@ def test_session_restores_when_the_body_raises(fake_orin: FakeJetson):
         with power_session(PowerConfig(nvpmodel=0, jetson_clocks=True),
                            controller=controller(fake_orin)):
             raise KeyError("pipeline failed")
-    assert fake_orin.calls()[-2:] == ["nvpmodel -m 2", "jetson_clocks --restore " + store(fake_orin)]
+    assert fake_orin.calls()[-2:] == restore_calls(fake_orin)
 
 
 def test_no_power_section_changes_nothing(fake_orin: FakeJetson):
@@ -110,7 +118,7 @@ def test_failure_part_way_undoes_what_was_changed(fake_orin: FakeJetson, monkeyp
     with pytest.raises(RuntimeFailure, match="jetson_clocks"):
         controller(fake_orin).apply(MAXN_LOCK)
     assert fake_orin.mode() == "2 MODE_30W"
-    assert fake_orin.calls()[-2:] == ["nvpmodel -m 2", "jetson_clocks --restore " + store(fake_orin)]
+    assert fake_orin.calls()[-2:] == restore_calls(fake_orin)
     assert controller(fake_orin).pending() == []
 
 
@@ -226,7 +234,7 @@ def test_sigterm_during_a_session_restores(fake_orin: FakeJetson):
     assert fake_orin.mode() == "0 MAXN"
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 128 + signal.SIGTERM
-    assert fake_orin.calls()[-2:] == ["nvpmodel -m 2", "jetson_clocks --restore " + store(fake_orin)]
+    assert fake_orin.calls()[-2:] == restore_calls(fake_orin)
     assert fake_orin.mode() == "2 MODE_30W"
     assert controller(fake_orin).pending() == []
 
@@ -241,7 +249,7 @@ def test_restore_after_a_crash_via_the_pending_state_file(fake_orin: FakeJetson)
     # the next start (any session, even one without power settings) restores first
     with power_session(None, controller=controller(fake_orin)):
         assert fake_orin.mode() == "2 MODE_30W"
-    assert fake_orin.calls()[-2:] == ["nvpmodel -m 2", "jetson_clocks --restore " + store(fake_orin)]
+    assert fake_orin.calls()[-2:] == restore_calls(fake_orin)
 
 
 def test_power_restore_command_after_a_crash(fake_orin: FakeJetson):
@@ -250,7 +258,7 @@ def test_power_restore_command_after_a_crash(fake_orin: FakeJetson):
     assert start_session(fake_orin, "crash").wait(timeout=60) == -signal.SIGKILL
     out = subprocess.run([sys.executable, "-m", "edgert", "power", "restore"], env=fake_orin.env(),
                          cwd=str(REPO), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         universal_newlines=True, timeout=120)
+                         universal_newlines=True, timeout=120, check=False)
     assert out.returncode == 0, out.stdout
     assert "power mode back to 2=MODE_30W" in out.stdout
     assert fake_orin.mode() == "2 MODE_30W" and controller(fake_orin).pending() == []
