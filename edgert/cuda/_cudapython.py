@@ -29,8 +29,8 @@ def import_cuda_python() -> Tuple[ModuleType, ModuleType]:
 
         return runtime, driver
     except ImportError:
-        from cuda import cuda as driver  # type: ignore[attr-defined,no-redef]  # <= 12.x layout
-        from cuda import cudart as runtime  # type: ignore[attr-defined,no-redef]
+        from cuda import cuda as driver  # <= 12.x layout
+        from cuda import cudart as runtime
 
         return runtime, driver
 
@@ -66,7 +66,7 @@ class CudaPythonBackend:
             return "CUDA error %d" % int(err)
         try:
             desc = self.rt.cudaGetErrorString(err)[1]
-            desc = desc.decode() if isinstance(desc, bytes) else str(desc)
+            desc = str(desc, "utf-8", "replace") if isinstance(desc, bytes) else str(desc)
         except Exception:  # noqa: BLE001 - the name alone is enough
             desc = ""
         return "%s (%s)" % (name, desc) if desc else str(name)
@@ -107,7 +107,7 @@ class CudaPythonBackend:
 
     def device_name(self, device: int) -> str:
         name = self._ok("cuDeviceGetName", self.drv.cuDeviceGetName(256, device))
-        return bytes(name).split(b"\0", 1)[0].decode(errors="replace")
+        return str(bytes(name).split(b"\0", 1)[0], "utf-8", "replace")
 
     # -- memory ---------------------------------------------------------------
     def malloc(self, nbytes: int) -> Tuple[int, Any]:

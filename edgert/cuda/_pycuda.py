@@ -95,9 +95,11 @@ class PyCudaBackend:
     def memcpy_async(self, dst: int, src: int, nbytes: int, kind: str, stream: Any) -> None:
         drv = self.drv
         if kind == "HostToDevice":
-            self._call("memcpy_htod_async", drv.memcpy_htod_async, dst, _host_view(src, nbytes), stream)
+            self._call("memcpy_htod_async", drv.memcpy_htod_async,
+                       dst, _host_view(src, nbytes), stream)
         elif kind == "DeviceToHost":
-            self._call("memcpy_dtoh_async", drv.memcpy_dtoh_async, _host_view(dst, nbytes), src, stream)
+            self._call("memcpy_dtoh_async", drv.memcpy_dtoh_async,
+                       _host_view(dst, nbytes), src, stream)
         else:
             self._call("memcpy_dtod_async", drv.memcpy_dtod_async, dst, src, nbytes, stream)
 

@@ -303,7 +303,8 @@ def memcpy_dtod_async(dst_ptr: int, src_ptr: int, nbytes: int,
                         _stream_obj(stream))
 
 
-def memset_async(ptr: int, value: int, nbytes: int, stream: Union[Stream, int, None] = None) -> None:
+def memset_async(ptr: int, value: int, nbytes: int,
+                 stream: Union[Stream, int, None] = None) -> None:
     """Fill ``nbytes`` at ``ptr`` with the byte ``value`` (e.g. to poison outputs in tests)."""
     _ctx().memset_async(int(ptr), int(value) & 0xFF, int(nbytes), _stream_obj(stream))
 

@@ -32,7 +32,7 @@ log = logging.getLogger("edgert.cuda.nvrtc")
 _NVRTC_HINT = "NVRTC unavailable: pip install 'edgert[trt]' (cuda-python)"
 _modules: Dict[Tuple[int, str], "Module"] = {}
 _modules_lock = threading.Lock()
-KernelArg = Union[ctypes._SimpleCData, ctypes.Structure, ctypes.Array]  # type: ignore[name-defined]
+KernelArg = Union[ctypes._SimpleCData, ctypes.Structure, ctypes.Array]
 
 
 def default_cache_dir() -> Path:
@@ -46,7 +46,7 @@ def _nvrtc() -> ModuleType:
         try:
             from cuda.bindings import nvrtc
         except ImportError:
-            from cuda import nvrtc  # type: ignore[attr-defined,no-redef]
+            from cuda import nvrtc
         _check(nvrtc, "nvrtcVersion", nvrtc.nvrtcVersion())
     except (ImportError, RuntimeFailure) as exc:
         raise MissingDependency("%s [%s]" % (_NVRTC_HINT, exc)) from exc
@@ -96,7 +96,7 @@ def _compile(nv: ModuleType, source: str, name: str, options: Sequence[str],
             size = _check(nv, "nvrtcGetProgramLogSize", nv.nvrtcGetProgramLogSize(prog))
             buf = b" " * int(size)
             _check(nv, "nvrtcGetProgramLog", nv.nvrtcGetProgramLog(prog, buf))
-            text = buf.decode(errors="replace").strip().replace("\n", " | ")
+            text = str(buf, "utf-8", "replace").strip().replace("\n", " | ")
             raise RuntimeFailure("nvrtcCompileProgram(%s) failed: %s: %s"
                                  % (name, getattr(err, "name", int(err)), text[:2000]))
         kind = "CUBIN" if cubin else "PTX"
@@ -122,7 +122,8 @@ def _image(source: str, name: str, options: Sequence[str], cache_dir: Path,
     nv = _nvrtc()
     key = cache_key(source, options, cc, nvrtc_version())
     arch, cubin = _target(nv, cc)
-    path = cache_dir / ("%s-sm%d%d-%s.%s" % (name, cc[0], cc[1], key[:20], "cubin" if cubin else "ptx"))
+    suffix = "cubin" if cubin else "ptx"
+    path = cache_dir / ("%s-sm%d%d-%s.%s" % (name, cc[0], cc[1], key[:20], suffix))
     if path.is_file():
         data = path.read_bytes()
         if data:
