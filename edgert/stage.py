@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
 class StageConfig(BaseModel):
     """Keys every stage has. Subclasses add their own; unknown keys are errors."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     name: str
     """Unique stage name, referenced by other stages' and sinks' ``input``."""
@@ -37,7 +37,7 @@ class StageConfig(BaseModel):
 class SinkConfig(BaseModel):
     """Keys every sink has."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     kind: str
     """Which sink this is, e.g. ``video``, ``jsonl``, ``mqtt``."""
@@ -87,6 +87,14 @@ class Stage(ABC):
     def name(self) -> str:
         return self.config.name
 
+    @classmethod
+    def check_config(cls, config: StageConfig, pipeline: "PipelineConfig") -> None:
+        """Graph-pass checks that need the whole pipeline (e.g. ``model:`` exists).
+
+        Raise ``ConfigError(message, key_path="field")``; the loader prefixes
+        the stage's path and adds file:line:col.
+        """
+
     def start(self) -> None:
         """Acquire resources (open models, allocate buffers). Called once."""
 
@@ -114,6 +122,10 @@ class Sink(ABC):
     @property
     def name(self) -> str:
         return self.config.name or self.config.kind
+
+    @classmethod
+    def check_config(cls, config: SinkConfig, pipeline: "PipelineConfig") -> None:
+        """Graph-pass checks; raise ``ConfigError(message, key_path="field")``."""
 
     def start(self) -> None:
         """Open files/connections. Called once before the first batch."""

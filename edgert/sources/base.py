@@ -27,10 +27,28 @@ class Frame:
     capture_time: float  # time.monotonic() when read
 
 
+def split_uri(uri: str) -> Tuple[str, str]:
+    """``"file://a/b.mp4"`` -> ``("file", "a/b.mp4")``; a bare path counts as ``file``.
+
+    Not ``urllib.parse``: ``file://../x.mp4`` must keep ``..`` as part of a
+    relative path instead of reading it as a host name.
+    """
+    if "://" in uri:
+        scheme, rest = uri.split("://", 1)
+        return scheme.lower(), rest
+    return "file", uri
+
+
+def resolve_local(rest: str, base_dir: Path) -> Path:
+    """The local path of a ``file://`` or ``images://`` URI, relative to ``base_dir``."""
+    p = Path(rest).expanduser()
+    return p if p.is_absolute() else (base_dir / p)
+
+
 class SourceConfig(BaseModel):
     """Keys every source has; a scheme's class adds its own options."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     name: str
     """Stream name, used in outputs (``out/{source}.mp4``) and metrics."""
