@@ -56,9 +56,7 @@ class PowerRequest:
     def from_config(cls, cfg: Any) -> "PowerRequest":
         if cfg is None:
             return cls()
-        return cls(nvpmodel=getattr(cfg, "nvpmodel", None),
-                   jetson_clocks=bool(getattr(cfg, "jetson_clocks", False)),
-                   nvidia_smi_clocks=getattr(cfg, "nvidia_smi_clocks", None))
+        return cls(nvpmodel=cfg.nvpmodel, jetson_clocks=bool(cfg.jetson_clocks))
 
     def empty(self) -> bool:
         return self.nvpmodel is None and not self.jetson_clocks and not self.nvidia_smi_clocks
@@ -282,6 +280,27 @@ def validate_power_config(cfg: Any, table: Optional[nvpmodel.ModeTable], board: 
     except ValueError as exc:
         msg = str(exc) + ((" (%s)" % board) if board else "")
         raise ConfigError(msg, key_path="power.nvpmodel", file=file) from None
+
+
+def check_power_section(cfg: Any, locs: Any, root: Optional[Path] = None) -> None:
+    """Graph-pass check of ``power:`` (``locs``: the loader's Locations).
+
+    On a Jetson ``power.nvpmodel`` must name a mode of this board's table; off
+    a Jetson nothing can be checked (the same YAML is developed on a laptop).
+    """
+    if cfg is None or getattr(cfg, "nvpmodel", None) is None:
+        return
+    root = root if root is not None else tools.sysroot()
+    if not detect.is_jetson(root):
+        return
+    table = nvpmodel.read_conf(root)
+    if table is None:
+        return
+    try:
+        table.resolve(cfg.nvpmodel)
+    except ValueError as exc:
+        board = detect.read_model(root) or "this Jetson"
+        raise locs.error("%s (%s)" % (exc, board), ("power", "nvpmodel")) from None
 
 
 class _SignalRestore:

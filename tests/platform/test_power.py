@@ -262,3 +262,24 @@ def test_power_restore_command_after_a_crash(fake_orin: FakeJetson):
     assert out.returncode == 0, out.stdout
     assert "power mode back to 2=MODE_30W" in out.stdout
     assert fake_orin.mode() == "2 MODE_30W" and controller(fake_orin).pending() == []
+
+
+@pytest.mark.parametrize("tree, ok", [("xavier_nx_jp4", False), ("agx_orin_jp5", True)])
+def test_power_section_located_in_the_yaml(tmp_path: Path, tree, ok):
+    from edgert.config.yamlsrc import load_yaml
+    from edgert.platform.power import check_power_section
+
+    yaml_file = tmp_path / "pipeline.yaml"
+    yaml_file.write_text("name: x\nsources: []\npower:\n  nvpmodel: MAXN\n  jetson_clocks: true\n")
+    doc, locs = load_yaml(yaml_file, {})
+    cfg = PowerConfig(**doc["power"])
+    root = FIXTURES / "trees" / tree
+    if ok:
+        check_power_section(cfg, locs, root=root)
+        return
+    with pytest.raises(ConfigError) as err:
+        check_power_section(cfg, locs, root=root)
+    assert str(err.value).startswith("%s:4:13: power.nvpmodel: 'MAXN' is not a power mode"
+                                     % yaml_file)
+    assert "Xavier NX" in str(err.value)
+    check_power_section(cfg, locs, root=tmp_path)   # not a Jetson: nothing to check
