@@ -365,3 +365,26 @@ def publish(metrics: Metrics, s: Sample, throttled: bool = False, episodes: int 
         metrics.set("edgert_platform_power_watts", w, rail=rail)
     metrics.set("edgert_platform_throttled", 1.0 if throttled else 0.0)
     metrics.set("edgert_platform_throttle_episodes", float(episodes))
+
+
+def format_summary(summary: Dict[str, Any], fps: Optional[float] = None) -> str:
+    """One line for the end of ``edgert run`` / ``edgert bench``.
+
+    ``power: MAXN, 23.4 W mean (31.0 W peak), 5.13 fps/W, GPU 87 %, max 61.5 °C (GPU-therm)``
+    """
+    parts = ["power mode %s" % summary["power_mode"]] if summary.get("power_mode") else []
+    watts = summary.get("mean_watts")
+    if watts is not None:
+        parts.append("%.1f W mean (%.1f W peak)" % (watts, summary.get("peak_watts") or watts))
+        per_watt = fps_per_watt(fps, watts)
+        if per_watt is not None:
+            parts.append("%.2f fps/W" % per_watt)
+    else:
+        parts.append("power draw not readable here")
+    if summary.get("mean_gpu_load") is not None:
+        parts.append("GPU %.0f %%" % (summary["mean_gpu_load"] * 100))
+    if summary.get("max_temp_c") is not None:
+        parts.append("max %.1f °C (%s)" % (summary["max_temp_c"], summary.get("max_temp_zone")))
+    if summary.get("throttle_episodes"):
+        parts.append("throttled %d time(s)" % summary["throttle_episodes"])
+    return "platform: " + ", ".join(parts)

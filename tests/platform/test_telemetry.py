@@ -102,3 +102,16 @@ def test_fps_per_watt(fps, watts, expected):
 def test_period_must_be_positive():
     with pytest.raises(ValueError, match="period_s"):
         telemetry.Sampler(Metrics(), period_s=0, reader=telemetry.HostReader(Path("/"), None))
+
+
+@pytest.mark.parametrize("summary, fps, expected", [
+    ({"power_mode": "MAXN", "mean_watts": 20.0, "peak_watts": 25.0, "mean_gpu_load": 0.871,
+      "max_temp_c": 61.5, "max_temp_zone": "GPU-therm", "throttle_episodes": 0}, 100.0,
+     "platform: power mode MAXN, 20.0 W mean (25.0 W peak), 5.00 fps/W, GPU 87 %, "
+     "max 61.5 °C (GPU-therm)"),
+    ({"power_mode": None, "mean_watts": None, "mean_gpu_load": None, "max_temp_c": None,
+      "throttle_episodes": 2}, 100.0,
+     "platform: power draw not readable here, throttled 2 time(s)"),
+])
+def test_format_summary(summary, fps, expected):
+    assert telemetry.format_summary(summary, fps) == expected
