@@ -321,7 +321,8 @@ class _SignalRestore:
             return
         for name in self.SIGNALS:
             sig = getattr(signal, name, None)
-            if sig is not None:
+            # an ignored signal (SIGHUP under nohup) stays ignored
+            if sig is not None and signal.getsignal(sig) is not signal.SIG_IGN:
                 self._previous[sig] = signal.signal(sig, self._handle)
 
     def _handle(self, signum: int, frame: Any) -> None:
@@ -345,7 +346,8 @@ def power_session(power_config: Any, dry_run: bool = False,
 
     Yields notes for the user (reboot needed, the dry-run commands).  With no
     power settings it changes nothing, but still restores a crashed run's
-    leftovers when it can.
+    leftovers when it can; off a Jetson a ``power:`` section is skipped with a
+    warning, so the same YAML runs on a laptop.
     """
     req = PowerRequest.from_config(power_config)
     ctl = controller or PowerController()
@@ -358,6 +360,12 @@ def power_session(power_config: Any, dry_run: bool = False,
     _recover_quietly(ctl)
     if req.empty():
         yield []
+        return
+    if req.jetson_part() and not ctl.is_jetson:
+        # The same pipeline runs on a laptop: its power section simply does not apply there.
+        note = "power: section ignored: not a Jetson (nothing was changed)"
+        log.warning("%s", note)
+        yield [note]
         return
     restore = getattr(power_config, "restore_on_exit", True)
     kind = SESSION if restore else MANUAL

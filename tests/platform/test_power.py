@@ -283,3 +283,40 @@ def test_power_section_located_in_the_yaml(tmp_path: Path, tree, ok):
                                      % yaml_file)
     assert "Xavier NX" in str(err.value)
     check_power_section(cfg, locs, root=tmp_path)   # not a Jetson: nothing to check
+
+
+def test_power_section_is_skipped_off_a_jetson(tmp_path: Path, monkeypatch, caplog):
+    fj = FakeJetson(tmp_path, "agx_orin_jp5")
+    for k, v in fj.env().items():
+        monkeypatch.setenv(k, v)
+    laptop = PowerController(root=tmp_path / "laptop", state_folder=fj.state_dir, euid=0)
+    with power_session(PowerConfig(nvpmodel="MAXN", jetson_clocks=True), controller=laptop) as n:
+        assert n == ["power: section ignored: not a Jetson (nothing was changed)"]
+    assert fj.calls() == []
+
+
+def test_an_ignored_sighup_stays_ignored(fake_orin: FakeJetson):
+    require_root()
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with power_session(PowerConfig(nvpmodel="MAXN"), controller=controller(fake_orin)):
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
+def test_sigterm_chains_to_the_applications_own_handler(fake_orin: FakeJetson):
+    """A pipeline that stops gracefully on SIGTERM keeps doing so inside a session."""
+    require_root()
+    stopped = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stopped.append(signum))
+    try:
+        with power_session(PowerConfig(nvpmodel="MAXN"), controller=controller(fake_orin)):
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert stopped == [signal.SIGTERM]       # handled, not turned into SystemExit
+            assert fake_orin.mode() == "0 MAXN"
+        assert fake_orin.mode() == "2 MODE_30W"      # leaving the block restored
+    finally:
+        signal.signal(signal.SIGTERM, previous)
