@@ -58,6 +58,11 @@ def run(args: argparse.Namespace) -> int:
         atomic_write_text(args.json, text + "\n")
         log.info("wrote %s", args.json)
     print(_summary(result))
+    telemetry = result["platform"].get("telemetry")
+    if telemetry:
+        from edgert.platform.telemetry import format_summary
+
+        print(format_summary(telemetry, result["pipeline_fps"]))
     return 0
 
 

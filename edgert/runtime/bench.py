@@ -247,8 +247,16 @@ class Bench:
 
     # ------------------------------------------------------------ all modes
     def run(self, progress: Optional[Callable[[str], None]] = None) -> Dict[str, Any]:
-        say = progress or (lambda s: log.info("%s", s))
         self.frames = decode_frames(self.pipeline, self.opts.frames)
+        with ExitStack() as stack:
+            sampler = _start_telemetry(stack)
+            result = self._modes(progress)
+            if sampler is not None:
+                result["platform"]["telemetry"] = sampler.summary()
+        return result
+
+    def _modes(self, progress: Optional[Callable[[str], None]]) -> Dict[str, Any]:
+        say = progress or (lambda s: log.info("%s", s))
         raws, naives, pipes, over = [], [], [], []
         for r in range(self.opts.repeats):
             say("repeat %d/%d: raw engine" % (r + 1, self.opts.repeats))
@@ -305,6 +313,17 @@ class Bench:
                 "dropped_fraction": med([_dropped(o) for o in over]),
             }
         return out
+
+
+def _start_telemetry(stack: ExitStack) -> Any:
+    """Platform telemetry (watts, GPU load, temperatures) over the bench, when available."""
+    try:
+        from edgert.platform.telemetry import Sampler
+
+        return stack.enter_context(Sampler(Metrics(), period_s=1.0))
+    except Exception as exc:  # noqa: BLE001 - telemetry is optional for a benchmark
+        log.debug("telemetry unavailable: %s", exc)
+        return None
 
 
 def _dropped(s: RunSummary) -> float:
