@@ -37,6 +37,7 @@ from edgert.runtime.build import Builder, EngineFactory, make_sources
 from edgert.runtime.executor import RunSummary, ThreadedExecutor, default_engine_factory
 from edgert.runtime.metrics import Metrics
 from edgert.runtime.plan import run_chain
+from edgert.runtime.pool import SlotPool
 from edgert.sources.base import Frame, Source, SourceConfig
 from edgert.stage import Sink, SinkConfig, StageContext
 
@@ -221,6 +222,58 @@ class Bench:
             return n / (time.perf_counter() - t0)
 
     # ------------------------------------------------------------ (b) pipeline
+    def heap_probe(self, batches: int = 12) -> Dict[str, Optional[float]]:
+        """Python/numpy heap use of the hot path, per batch, under tracemalloc.
+
+        Runs the same per-batch path the runtime threads run (slot, preprocess
+        into the engine input, infer, post) synchronously, after a warm-up.
+        ``transient_kb_per_batch``: peak heap above the starting point during one
+        batch (temporaries that stages allocate and free); ``retained_kb_per_batch``:
+        net growth per batch (leaks).  Needs Python 3.9+ for the per-batch peak.
+        """
+        import tracemalloc
+
+        with ExitStack() as stack:
+            b = Builder(self.pipeline, self.factory, stack)
+            model, infer = b.plan.model, b.plan.infer
+            if model is None or infer is None:
+                raise UsageError("bench needs a pipeline with a model stage")
+            eng = b.engine(model, self.pipeline.models[model].devices()[0])
+            ctx = b.context(eng)
+            chain = b.stages(b.plan.pre, ctx) + b.stages([infer], ctx) + b.stages(b.plan.post, ctx)
+            pool = SlotPool([eng], min(self.pipeline.models[model].batch, eng.max_batch), 1)
+            slot = pool.acquire(lambda: False)
+            assert slot is not None
+            n = slot.capacity
+
+            def one(k: int) -> None:
+                batch = Batch(frames=[self.frames[(k * n + i) % len(self.frames)] for i in range(n)],
+                              source_index=slot.source_index[:n], frame_index=slot.frame_index[:n],
+                              pts=slot.pts[:n], capture_time=slot.capture_time[:n])
+                batch.tensor = slot.tensor_view(n)
+                batch.extras["engine_io"] = slot.io
+                run_chain(chain, {"sources": batch}, lambda s, t: None)
+
+            for k in range(3):
+                one(k)
+            tracemalloc.start()
+            try:
+                peaks: List[float] = []
+                start = tracemalloc.get_traced_memory()[0]
+                for k in range(batches):
+                    before = tracemalloc.get_traced_memory()[0]
+                    if hasattr(tracemalloc, "reset_peak"):
+                        tracemalloc.reset_peak()
+                        one(k)
+                        peaks.append(tracemalloc.get_traced_memory()[1] - before)
+                    else:  # pragma: no cover - Python 3.8
+                        one(k)
+                end = tracemalloc.get_traced_memory()[0]
+            finally:
+                tracemalloc.stop()
+        return {"transient_kb_per_batch": statistics.median(peaks) / 1024.0 if peaks else None,
+                "retained_kb_per_batch": (end - start) / 1024.0 / batches}
+
     def pipeline_run(self, streams: int, live_fps: Optional[float] = None) -> RunSummary:
         live = live_fps is not None
         sources: List[Source] = [
@@ -258,6 +311,8 @@ class Bench:
     def _modes(self, progress: Optional[Callable[[str], None]]) -> Dict[str, Any]:
         say = progress or (lambda s: log.info("%s", s))
         raws, naives, pipes, over = [], [], [], []
+        say("heap probe (tracemalloc)")
+        self.heap = self.heap_probe()
         for r in range(self.opts.repeats):
             say("repeat %d/%d: raw engine" % (r + 1, self.opts.repeats))
             raws.append(self.raw())
@@ -297,6 +352,7 @@ class Bench:
             "stage_latency_ms": pipes[-1].stage_ms,
             "bytes_copied_per_frame": sum(p.bytes_copied for p in pipes) / max(1, frames_out),
             "allocs_per_frame": sum(p.buffer_allocs for p in pipes) / max(1, frames_out),
+            "heap": getattr(self, "heap", None),
             "frames_dropped": sum(s.frames_dropped for p in pipes for s in p.streams),
             "peak_rss_mb": _peak_rss_mb(),
             "runs": {"raw_fps": [r["fps"] for r in raws], "pipeline_fps": [p.fps for p in pipes],

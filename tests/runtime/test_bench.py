@@ -17,6 +17,7 @@ def test_bench_json_has_every_key_on_a_tiny_run() -> None:
     cfg = pipeline(["name: a, uri: 'test://a', frames: 9"], batch=2)
     result = Bench(cfg, BenchOptions(streams=2, frames=12), fake_factory(sleep_s=0.001)).run()
     assert KEYS <= set(result)
+    assert set(result["heap"]) == {"transient_kb_per_batch", "retained_kb_per_batch"}
     assert (result["streams"], result["batch"], result["frames"]) == (2, 2, 12)
     assert set(result["latency_ms"]) == {"p50", "p99"}
     assert set(result["platform"]) >= {"power_mode", "backend", "device"}
