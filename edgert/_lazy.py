@@ -26,6 +26,7 @@ _HINTS: Dict[str, str] = {
     "av": "pip install av",
     "jtop": "pip install 'edgert[jetson]'",
     "psutil": "pip install psutil",
+    "matplotlib": "pip install 'edgert[bench]'",
 }
 
 

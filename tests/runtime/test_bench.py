@@ -58,3 +58,30 @@ def test_bad_counts_are_usage_errors(field: str) -> None:
     cfg = pipeline(["name: a, uri: 'test://a'"])
     with pytest.raises(UsageError, match="at least 1"):
         Bench(cfg, BenchOptions(**{field: 0}), fake_factory())
+
+
+def test_cli_plot_writes_a_png(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The --plot path (sweep 1..K streams, matplotlib) on test doubles."""
+    import argparse
+
+    from edgert.cli import bench as cli_bench
+
+    cfg = pipeline(["name: a, uri: 'test://a', frames: 4"], batch=2)
+    monkeypatch.setattr(cli_bench, "load_pipeline_from_args", lambda args: cfg)
+    import edgert.runtime.bench as rb
+
+    real = rb.Bench
+
+    def fake_bench(cfg, opts):  # type: ignore[no-untyped-def]
+        return real(cfg, opts, fake_factory())
+
+    monkeypatch.setattr(rb, "Bench", fake_bench)
+    args = argparse.Namespace(pipeline="x.yaml", overrides=[], streams=2, frames=4, repeats=1,
+                              with_sinks=False, overload=False, batch=None,
+                              json=tmp_path / "b.json", plot=tmp_path / "b.png")
+    assert cli_bench.run(args) == 0
+    import json
+
+    data = json.loads((tmp_path / "b.json").read_text())
+    assert [r["streams"] for r in data["sweep"]] == [1, 2]
+    assert (tmp_path / "b.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
