@@ -9,7 +9,9 @@ has drained, and the counters are mirrored into :class:`Metrics` as they move.
 Policies (``runtime.drop_policy``):
   * ``block``: the reader waits for room, nothing is lost (files).
   * ``drop_oldest``: the oldest queued frame is evicted and counted as dropped,
-    so a live camera's latency stays bounded when the engine falls behind.
+    so a live camera's latency stays bounded when the engine falls behind; when
+    a batch is formed from a full queue, only the newest frames it needs are
+    kept (see ``_skip_stale_locked``).
 """
 from __future__ import annotations
 
@@ -54,6 +56,7 @@ class FrameHub:
         ]
         self.metrics = metrics
         self._closed = False  # set on abort: readers stop waiting, nothing new is accepted
+        self.stale_after_s = float("inf")  # see _skip_stale_locked; the runtime updates it
         self._rr = 0  # round-robin start so no stream is favoured when batches are short
 
     # ------------------------------------------------------------ readers
@@ -100,6 +103,7 @@ class FrameHub:
             while not out:
                 if self._closed:
                     return None
+                self._skip_stale_locked(max_items)
                 self._take_locked(out, max_items)
                 if out:
                     break
@@ -115,6 +119,32 @@ class FrameHub:
                 self._take_locked(out, max_items)
             self._cond.notify_all()  # blocked readers have room now
         return out
+
+    def _skip_stale_locked(self, max_items: int) -> None:
+        """Skip stale frames of drop_oldest (live) streams when a batch is formed.
+
+        A frame is stale when its queue is full or it has waited longer than
+        ``stale_after_s`` (the engine's recent batch time, set by the runtime):
+        the engine is behind that stream, so only the newest frames this batch
+        takes from it are kept and latency stays bounded under overload.  A
+        stream the engine keeps up with never has stale frames, loses nothing.
+        """
+        active = sum(1 for s in self.streams if s.queue)
+        if not active:
+            return
+        share = -(-max_items // active)
+        now = time.monotonic()
+        for s in self.streams:
+            if s.policy != DROP_OLDEST:
+                continue
+            stale = 0
+            full = len(s.queue) >= s.depth
+            while len(s.queue) > share and (
+                    full or now - s.queue[0].capture_time > self.stale_after_s):
+                s.queue.popleft()
+                stale += 1
+            if stale:
+                self._dropped_locked(s, stale)
 
     def _take_locked(self, out: List[Tuple[int, Frame]], max_items: int) -> None:
         """Strict round robin: one frame per stream per turn, resuming where the last take ended."""

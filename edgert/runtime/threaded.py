@@ -87,6 +87,7 @@ class ThreadedCore:
         self.error: Optional[str] = None
         self.hung: List[str] = []
         self.copied_by_runtime = 0
+        self._ema_batch_s: Optional[float] = None
         self.buffer_allocs = 0  # model-input buffers a stage allocated instead of using the slot
         self._err_lock = threading.Lock()
         self._gather = threading.Lock()
@@ -249,13 +250,21 @@ class ThreadedCore:
                 self._discard(work)
                 continue
             self._count_copy(work)
+            t0 = time.monotonic()
             try:
                 run_chain(chain, work.results, self._observe)
             except StageError as exc:
                 self._discard(work)
                 self.fail(exc.one_line())
                 continue
+            self._batch_time(time.monotonic() - t0)
             self._post_q.put(work)
+
+    def _batch_time(self, seconds: float) -> None:
+        """Track the engine's batch time (EMA) as the staleness limit for live frames."""
+        ema = self._ema_batch_s
+        self._ema_batch_s = seconds if ema is None else 0.8 * ema + 0.2 * seconds
+        self.hub.stale_after_s = self._ema_batch_s
 
     def _count_copy(self, work: Work) -> None:
         """Bytes the infer stage must copy because preprocess wrote elsewhere."""

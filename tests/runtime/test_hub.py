@@ -83,3 +83,34 @@ def test_close_counts_queued_frames_as_dropped_and_refuses_new_ones() -> None:
     assert not hub.put(0, _frame(1))
     assert hub.take(4, 0.0, NEVER) is None
     assert hub.counts() == {"s0": (2, 0, 2), "s1": (1, 0, 1)}
+
+
+def test_full_live_queue_skips_to_the_newest_frames_a_batch_needs() -> None:
+    hub = _hub(2, DROP_OLDEST, depth=4)
+    for i in range(4):
+        hub.put(0, _frame(i))  # full: the engine is behind this stream
+    hub.put(1, _frame(0))
+    items = hub.take(2, 0.0, NEVER)  # share = 1 frame per stream
+    assert [(s, f.index) for s, f in items] == [(0, 3), (1, 0)]
+    assert hub.counts() == {"s0": (4, 0, 3), "s1": (1, 0, 0)}
+
+
+def test_live_frames_older_than_the_batch_time_are_skipped_fresh_ones_kept() -> None:
+    hub = _hub(1, DROP_OLDEST, depth=8)
+    old = _frame(0)
+    old.capture_time -= 10.0
+    hub.put(0, old)
+    hub.put(0, _frame(1))
+    hub.put(0, _frame(2))
+    hub.stale_after_s = 1.0
+    items = hub.take(2, 0.0, NEVER)
+    assert [f.index for _, f in items] == [1, 2]  # frame 0 waited too long; 1 and 2 are fresh
+    assert hub.counts() == {"s0": (3, 0, 1)}
+
+
+def test_block_streams_never_skip() -> None:
+    hub = _hub(1, BLOCK, depth=2)
+    hub.stale_after_s = 0.0
+    hub.put(0, _frame(0))
+    hub.put(0, _frame(1))
+    assert [f.index for _, f in hub.take(1, 0.0, NEVER)] == [0]
