@@ -125,6 +125,13 @@ class RuntimeConfig(Strict):
     executor: str = "auto"
     """``threaded`` (concurrent, the default) or ``sequential`` (one frame at a time)."""
 
+    @field_validator("executor")
+    @classmethod
+    def _executor(cls, v: str) -> str:
+        if v not in ("auto", "threaded", "sequential"):
+            raise ValueError("'%s' is not an executor; use auto, threaded or sequential" % v)
+        return v
+
     @field_validator("drop_policy")
     @classmethod
     def _drop(cls, v: str) -> str:

@@ -34,7 +34,9 @@ from edgert.config.schema import PipelineConfig
 from edgert.errors import RuntimeFailure, UsageError
 from edgert.progress import Progress
 from edgert.runtime.build import Builder, EngineFactory, make_sources
-from edgert.runtime.executor import RunSummary, ThreadedExecutor, default_engine_factory
+from edgert.runtime.executor import ThreadedExecutor
+from edgert.runtime.graph import default_engine_factory
+from edgert.runtime.report import RunReport
 from edgert.runtime.metrics import Metrics
 from edgert.runtime.plan import run_chain
 from edgert.runtime.pool import SlotPool
@@ -247,8 +249,8 @@ class Bench:
             n = slot.capacity
 
             def one(k: int) -> None:
-                batch = Batch(frames=[self.frames[(k * n + i) % len(self.frames)] for i in range(n)],
-                              source_index=slot.source_index[:n], frame_index=slot.frame_index[:n],
+                imgs = [self.frames[(k * n + i) % len(self.frames)] for i in range(n)]
+                batch = Batch(frames=imgs, source_index=slot.source_index[:n], frame_index=slot.frame_index[:n],
                               pts=slot.pts[:n], capture_time=slot.capture_time[:n])
                 batch.tensor = slot.tensor_view(n)
                 batch.extras["engine_io"] = slot.io
@@ -274,7 +276,7 @@ class Bench:
         return {"transient_kb_per_batch": statistics.median(peaks) / 1024.0 if peaks else None,
                 "retained_kb_per_batch": (end - start) / 1024.0 / batches}
 
-    def pipeline_run(self, streams: int, live_fps: Optional[float] = None) -> RunSummary:
+    def pipeline_run(self, streams: int, live_fps: Optional[float] = None) -> RunReport:
         live = live_fps is not None
         sources: List[Source] = [
             ReplaySource("s%d" % k, self.frames, self.opts.frames, live=live, fps=live_fps)
@@ -287,11 +289,8 @@ class Bench:
         cfg._path = self.pipeline.path
         cfg.runtime.drop_policy = "drop_oldest" if live else "block"
         ex = ThreadedExecutor(cfg, metrics=Metrics(), engine_factory=self.factory,
-                              sources=sources, sinks=sinks)
-        summary = ex.run()
-        if summary.error:
-            raise RuntimeFailure(summary.error)
-        return summary
+                              sources=sources, sinks=sinks, handle_signals=False)
+        return ex.run()
 
     def _sink_input(self) -> str:
         if self.pipeline.sinks:
@@ -329,7 +328,7 @@ class Bench:
         return self._result(raws, naives, pipes, over)
 
     def _result(self, raws: List[Dict[str, float]], naives: List[float],
-                pipes: List[RunSummary], over: List[RunSummary]) -> Dict[str, Any]:
+                pipes: List[RunReport], over: List[RunReport]) -> Dict[str, Any]:
         med = statistics.median
         raw_fps = med([r["fps"] for r in raws])
         pipe_fps = med([p.fps for p in pipes])
@@ -382,7 +381,7 @@ def _start_telemetry(stack: ExitStack) -> Any:
         return None
 
 
-def _dropped(s: RunSummary) -> float:
+def _dropped(s: RunReport) -> float:
     fin = sum(x.frames_in for x in s.streams)
     return sum(x.frames_dropped for x in s.streams) / fin if fin else 0.0
 

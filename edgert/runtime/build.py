@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import logging
 from contextlib import ExitStack
-from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
-from edgert.config.schema import ModelConfig, PipelineConfig
+from edgert.config.schema import PipelineConfig
 from edgert.engines.base import Engine
 from edgert.errors import EdgertError, RuntimeFailure
+from edgert.runtime.graph import EngineFactory
 from edgert.runtime.hub import BLOCK, DROP_OLDEST
 from edgert.runtime.plan import StagePlan, model_of, plan_stages
 from edgert.runtime.pool import SlotPool
@@ -25,7 +25,6 @@ from edgert.stage import SINKS, STAGES, Sink, Stage, StageConfig, StageContext
 
 log = logging.getLogger("edgert.runtime.build")
 
-EngineFactory = Callable[[str, ModelConfig, str, Path], Engine]
 
 
 def policy_for(source: Source, configured: str) -> str:

@@ -1,21 +1,25 @@
 """``ThreadedExecutor``: the default way ``edgert run`` executes a pipeline.
 
-Builds engines (one per instance), stage copies, sinks and sources from a
-:class:`PipelineConfig`, runs :class:`~edgert.runtime.threaded.ThreadedCore`
-under SIGTERM/Ctrl-C handling, tears everything down in reverse order and
-returns a summary with exact per-stream accounting.
+Same seam as :class:`~edgert.runtime.sequential.SequentialExecutor` (same
+constructor, ``run() -> RunReport``, ``request_stop()``): builds engines (one
+per instance), stage copies, sinks and sources, runs
+:class:`~edgert.runtime.threaded.ThreadedCore` under SIGTERM/Ctrl-C handling,
+tears everything down in reverse order and reports exact per-stream counts.
+A stage failure is raised once, after the teardown, as one
+:class:`RuntimeFailure` line naming the stage.
 """
 from __future__ import annotations
 
 import logging
-import time
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from edgert.config.schema import PipelineConfig
+from edgert.errors import RuntimeFailure
 from edgert.runtime.build import Builder, EngineFactory, make_sources
+from edgert.runtime.graph import default_engine_factory
 from edgert.runtime.metrics import Metrics
+from edgert.runtime.report import RunReport, describe_metrics
 from edgert.runtime.signals import stop_on_signals
 from edgert.runtime.threaded import ThreadedCore
 from edgert.sources.base import Source
@@ -23,65 +27,28 @@ from edgert.stage import Sink
 
 log = logging.getLogger("edgert.runtime.executor")
 
-
-@dataclass
-class StreamSummary:
-    name: str
-    frames_in: int
-    frames_out: int
-    frames_dropped: int
-    fps: float
-    error: Optional[str] = None
-
-
-@dataclass
-class RunSummary:
-    """What a run did; ``error`` is the one-line failure (None when it succeeded)."""
-
-    streams: List[StreamSummary]
-    duration_s: float
-    error: Optional[str] = None
-    stopped: bool = False  # stopped by a signal / request rather than by the sources ending
-    latency_ms: Dict[str, Optional[float]] = field(default_factory=dict)
-    stage_ms: Dict[str, Dict[str, Optional[float]]] = field(default_factory=dict)
-    bytes_copied: int = 0
-    buffer_allocs: int = 0  # per-batch buffers allocated on the hot path (0 when zero-copy)
-    batch: int = 1
-    instances: List[str] = field(default_factory=list)
-    hung_threads: List[str] = field(default_factory=list)
-
-    @property
-    def frames_out(self) -> int:
-        return sum(s.frames_out for s in self.streams)
-
-    @property
-    def fps(self) -> float:
-        return self.frames_out / self.duration_s if self.duration_s > 0 else 0.0
-
-
-def default_engine_factory() -> EngineFactory:
-    from edgert.engines import factory  # the backend registry, resolved lazily
-
-    return factory.create_engine  # type: ignore[no-any-return]
+EXECUTORS = ("auto", "threaded", "sequential")
 
 
 class ThreadedExecutor:
-    """Run a pipeline with one thread per source, batcher, engine instance and sink path."""
+    """Run a pipeline with threads per source, batcher, engine instance, post and sinks."""
 
     def __init__(self, pipeline: PipelineConfig, metrics: Optional[Metrics] = None,
                  engine_factory: Optional[EngineFactory] = None,
+                 max_frames: Optional[int] = None, handle_signals: bool = True,
                  sources: Optional[List[Source]] = None, sinks: Optional[List[Sink]] = None,
                  slots_per_instance: int = 2, prep_workers: Optional[int] = None,
-                 shutdown_timeout_s: float = 10.0, handle_signals: bool = True) -> None:
+                 shutdown_timeout_s: float = 10.0) -> None:
         self.pipeline = pipeline
         self.metrics = metrics if metrics is not None else Metrics()
-        self._engine_factory = engine_factory
+        self.engine_factory = engine_factory
+        self.max_frames = max_frames
+        self.handle_signals = handle_signals
         self._sources = sources
         self._sinks = sinks
         self._slots = slots_per_instance
         self._prep = prep_workers
         self._shutdown_timeout_s = shutdown_timeout_s
-        self._handle_signals = handle_signals
         self._core: Optional[ThreadedCore] = None
         self._stop_early = False
 
@@ -92,53 +59,63 @@ class ThreadedExecutor:
         else:
             self._core.request_stop()
 
-    def run(self) -> RunSummary:
+    def run(self) -> RunReport:
+        """Run to the end of the sources or a stop request; raise one line on failure."""
+        report = self.run_report()
+        if report.error:
+            raise RuntimeFailure(report.error)
+        return report
+
+    def run_report(self) -> RunReport:
+        """Like :meth:`run`, but a failure is returned in ``report.error`` (bench, tests)."""
+        describe_metrics(self.metrics)
         rt = self.pipeline.runtime
-        factory = self._engine_factory or default_engine_factory()
+        factory = self.engine_factory or default_engine_factory()
         with ExitStack() as stack:
             builder = Builder(self.pipeline, factory, stack)
             sources = self._sources if self._sources is not None else make_sources(self.pipeline)
             comps = builder.components(sources, self._sinks, self._slots, self._prep)
             core = ThreadedCore(comps, rt.queue_depth, rt.batch_timeout_ms / 1000.0,
-                                self.metrics, self._shutdown_timeout_s)
+                                self.metrics, self._shutdown_timeout_s, self.max_frames)
             self._core = core
             if self._stop_early:
                 core.request_stop()
-            if self._handle_signals:
+            if self.handle_signals:
                 with stop_on_signals(self.request_stop):
                     core.run()
             else:
                 core.run()
-            t_stop = time.monotonic()
-        log.debug("teardown took %.2fs", time.monotonic() - t_stop)
-        return self._summary(core)
+        return self._report(core)
 
-    def _summary(self, core: ThreadedCore) -> RunSummary:
-        snap = self.metrics.snapshot()
+    def _report(self, core: ThreadedCore) -> RunReport:
         duration = max(1e-9, core.finished - core.started)
-        streams = []
-        for s in core.hub.streams:
-            span = (s.last_out - core.started) if s.last_out is not None else duration
-            streams.append(StreamSummary(s.name, s.frames_in, s.frames_out, s.frames_dropped,
-                                         s.frames_out / span if span > 0 else 0.0, s.error))
-        lat = _merged_quantiles(snap.histograms.get("edgert_e2e_latency_seconds", {}).values())
-        stage_ms = {dict(k).get("stage", "?"): _quantiles([h]) for k, h in
-                    snap.histograms.get("edgert_stage_latency_seconds", {}).items()}
-        error = core.error
-        if error is None and streams and all(s.error for s in streams):
-            error = "every source failed; first: %s" % streams[0].error
-        return RunSummary(
-            streams=streams, duration_s=duration, error=error,
-            stopped=core.stop_requested,
-            latency_ms=lat, stage_ms=stage_ms,
-            bytes_copied=core.c.pool.bytes_copied() + core.copied_by_runtime,
-            buffer_allocs=core.buffer_allocs, batch=core.c.pool.capacity,
-            instances=list(core.c.devices),
-            hung_threads=list(core.hung),
-        )
+        names = [s.name for s in core.hub.streams]
+        report = RunReport.from_metrics(self.pipeline.name, self.metrics, names, duration,
+                                        stopped=core.stop_requested,
+                                        bytes_copied=core.c.pool.bytes_copied()
+                                        + core.copied_by_runtime)
+        snap = self.metrics.snapshot()
+        report.latency_ms = quantiles_ms(
+            snap.histograms.get("edgert_e2e_latency_seconds", {}).values())
+        report.stage_ms = {dict(k).get("stage", "?"): quantiles_ms([h]) for k, h in
+                           snap.histograms.get("edgert_stage_latency_seconds", {}).items()}
+        report.batch = core.c.pool.capacity
+        report.instances = list(core.c.devices)
+        report.buffer_allocs = core.buffer_allocs
+        report.source_errors = {s.name: s.error for s in core.hub.streams if s.error}
+        report.error = core.error
+        if report.error is None and names and len(report.source_errors) == len(names):
+            report.error = "every source failed; first: %s" % report.source_errors[names[0]]
+        for s, hs in zip(report.streams, core.hub.streams):
+            if hs.last_out is not None and hs.last_out > core.started:
+                s.fps = s.frames_out / (hs.last_out - core.started)
+        if core.hung:
+            log.error("threads that did not stop in time: %s", ", ".join(core.hung))
+        return report
 
 
-def _quantiles(hists: Any) -> Dict[str, Optional[float]]:
+def quantiles_ms(hists: Any) -> Dict[str, Optional[float]]:
+    """p50/p99 in milliseconds over the recent values of one or more histograms."""
     vals: List[float] = []
     for h in hists:
         vals.extend(h.recent)
@@ -152,4 +129,13 @@ def _quantiles(hists: Any) -> Dict[str, Optional[float]]:
     return {"p50": q(0.50), "p99": q(0.99)}
 
 
-_merged_quantiles = _quantiles
+def create_executor(pipeline: PipelineConfig, name: Optional[str] = None, **kwargs: Any) -> Any:
+    """The executor ``name`` (default ``runtime.executor``; ``auto`` = threaded)."""
+    choice = name or pipeline.runtime.executor
+    if choice == "sequential":
+        from edgert.runtime.sequential import SequentialExecutor
+
+        return SequentialExecutor(pipeline, **kwargs)
+    if choice in ("auto", "threaded"):
+        return ThreadedExecutor(pipeline, **kwargs)
+    raise RuntimeFailure("unknown executor '%s'; use %s" % (choice, ", ".join(EXECUTORS)))

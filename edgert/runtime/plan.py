@@ -72,9 +72,11 @@ class StageError(Exception):
         self.stage = stage
         self.error = error
 
-    def one_line(self) -> str:
-        text = str(self.error).strip().replace("\n", " ") or type(self.error).__name__
-        return "stage '%s' failed: %s: %s" % (self.stage, type(self.error).__name__, text)
+    def one_line(self, kind: str = "stage") -> str:
+        """The same wording as the sequential executor (``stage 'det' failed: ...``)."""
+        from edgert.runtime.sequential import stage_failure
+
+        return str(stage_failure(kind, self.stage, self.error))
 
 
 Observe = Callable[[str, float], None]

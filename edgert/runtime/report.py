@@ -44,6 +44,13 @@ class RunReport:
     stopped: bool = False  # stopped by a signal rather than by the sources ending
     bytes_copied: int = 0
     error: Optional[str] = None
+    # Filled by the threaded executor (edgert.runtime.executor); defaults elsewhere.
+    latency_ms: Dict[str, Optional[float]] = field(default_factory=dict)  # e2e p50/p99
+    stage_ms: Dict[str, Dict[str, Optional[float]]] = field(default_factory=dict)
+    batch: int = 1
+    instances: List[str] = field(default_factory=list)
+    buffer_allocs: int = 0  # model-input buffers allocated on the hot path (0: zero copy)
+    source_errors: Dict[str, str] = field(default_factory=dict)  # streams that failed
 
     @property
     def frames_out(self) -> int:

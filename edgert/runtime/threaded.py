@@ -38,6 +38,7 @@ from edgert.runtime.hub import FrameHub
 from edgert.runtime.metrics import Metrics
 from edgert.runtime.plan import StageError, run_chain
 from edgert.runtime.pool import Slot, SlotPool
+from edgert.runtime.report import DETECTIONS
 from edgert.sources.base import Source
 from edgert.stage import Sink, Stage
 
@@ -75,11 +76,13 @@ class ThreadedCore:
     """Runs started components to completion; knows nothing about YAML or engines."""
 
     def __init__(self, comps: Components, queue_depth: int, batch_timeout_s: float,
-                 metrics: Metrics, shutdown_timeout_s: float = 10.0) -> None:
+                 metrics: Metrics, shutdown_timeout_s: float = 10.0,
+                 max_frames: Optional[int] = None) -> None:
         self.c = comps
         self.metrics = metrics
         self.timeout_s = batch_timeout_s
         self.shutdown_timeout_s = shutdown_timeout_s
+        self.max_frames = max_frames
         self.hub = FrameHub([s.name for s in comps.sources], comps.policies, queue_depth, metrics)
         self.stopping = threading.Event()  # graceful: readers stop, in-flight drains
         self.abort = threading.Event()  # failure or second stop: discard, then stop
@@ -182,7 +185,10 @@ class ThreadedCore:
         try:
             src.open()
             self.metrics.set("edgert_source_up", 1, source=src.name)
-            while not self.stopping.is_set():
+            limit = self.max_frames
+            while not self.stopping.is_set() and (limit is None or limit > 0):
+                if limit is not None:
+                    limit -= 1
                 frame = src.read()
                 if frame is None or not self.hub.put(idx, frame):
                     break
@@ -322,7 +328,7 @@ class ThreadedCore:
                 sink.write(work.results[sink.config.input])
             except Exception as exc:  # noqa: BLE001 - a sink failure stops the run, by name
                 self._discard(work)
-                self.fail(StageError(sink.name, exc).one_line())
+                self.fail(StageError(sink.name, exc).one_line("sink"))
                 return
             self._observe(sink.name, time.perf_counter() - t0)
         now = time.monotonic()
@@ -336,7 +342,19 @@ class ThreadedCore:
                                  source=self.hub.streams[idx].name)
         for idx, n in counts.items():
             self.hub.delivered(idx, n, now)
+        self._count_detections(work)
         self._release(work)
+
+    def _count_detections(self, work: Work) -> None:
+        """Detections delivered, by class label (each distinct batch object once)."""
+        seen = set()
+        for b in work.results.values():
+            if id(b) in seen or b.detections is None or not len(b.detections):
+                continue
+            seen.add(id(b))
+            ids, counts = np.unique(b.detections.class_id, return_counts=True)
+            for cid, count in zip(ids.tolist(), counts.tolist()):
+                self.metrics.inc(DETECTIONS, float(count), label=b.label(int(cid)))
 
     def _discard(self, work: Work) -> None:
         for idx in work.batch.source_index.tolist():

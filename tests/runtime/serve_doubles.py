@@ -46,7 +46,7 @@ def main() -> int:
     cfg = pipeline(["name: a, uri: 'test://a', frames: 1000000, delay_ms: 2",
                     "name: b, uri: 'test://b', frames: 1000000, delay_ms: 3"], batch=2, post=post)
     sink = JsonLines(out, StageContext(cfg))
-    summary = ThreadedExecutor(cfg, engine_factory=fake_factory(), sinks=[sink]).run()
+    summary = ThreadedExecutor(cfg, engine_factory=fake_factory(), sinks=[sink]).run_report()
     with open(out, "a") as f:
         f.write(json.dumps({"summary": [[s.name, s.frames_in, s.frames_out, s.frames_dropped]
                                         for s in summary.streams], "stopped": summary.stopped})

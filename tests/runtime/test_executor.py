@@ -6,7 +6,8 @@ from typing import Dict, List
 
 import pytest
 
-from edgert.runtime.executor import RunSummary, ThreadedExecutor
+from edgert.runtime.executor import ThreadedExecutor
+from edgert.runtime.report import RunReport
 from edgert.runtime.metrics import Metrics
 from tests.runtime import doubles
 from tests.runtime.doubles import RECORDS, FakeEngine, fake_factory, pipeline
@@ -17,10 +18,10 @@ def _clear() -> None:
     RECORDS.clear()
 
 
-def _run(cfg, **kw) -> RunSummary:  # type: ignore[no-untyped-def]
+def _run(cfg, **kw) -> RunReport:  # type: ignore[no-untyped-def]
     kw.setdefault("engine_factory", fake_factory())
     kw.setdefault("handle_signals", False)
-    return ThreadedExecutor(cfg, **kw).run()
+    return ThreadedExecutor(cfg, **kw).run_report()
 
 
 def _by_stream(rows: List[tuple]) -> Dict[str, List[int]]:
@@ -30,7 +31,7 @@ def _by_stream(rows: List[tuple]) -> Dict[str, List[int]]:
     return out
 
 
-def _accounted(summary: RunSummary, metrics: Metrics) -> None:
+def _accounted(summary: RunReport, metrics: Metrics) -> None:
     snap = metrics.snapshot()
     for s in summary.streams:
         assert s.frames_in == s.frames_out + s.frames_dropped, s
@@ -77,10 +78,11 @@ def test_failing_source_does_not_stop_the_others() -> None:
     summary = _run(cfg, metrics=metrics)
     assert summary.error is None
     by = {s.name: s for s in summary.streams}
-    assert by["good"].frames_out == 30 and by["good"].error is None
+    errors = summary.source_errors
+    assert by["good"].frames_out == 30 and "good" not in errors
     assert by["dies"].frames_in == 5 and by["dies"].frames_out == 5
-    assert "camera dies went away" in (by["dies"].error or "")
-    assert by["never"].frames_in == 0 and "cannot open" in (by["never"].error or "")
+    assert errors["dies"] == "source 'dies' failed: camera dies went away"
+    assert by["never"].frames_in == 0 and "cannot open" in errors["never"]
     _accounted(summary, metrics)
 
 
@@ -109,7 +111,7 @@ def test_sink_exception_names_the_sink() -> None:
 
     sink = Broken(SinkConfig(kind="broken", name="archive", input="det"), StageContext(cfg))
     summary = _run(cfg, sinks=[sink])
-    assert summary.error == "stage 'archive' failed: OSError: disk full"
+    assert summary.error == "sink 'archive' failed: OSError: disk full"
 
 
 def test_drop_oldest_accounting_under_overload() -> None:
@@ -143,7 +145,7 @@ def test_request_stop_drains_and_flushes() -> None:
                           handle_signals=False)
     timer = threading.Timer(0.3, ex.request_stop)
     timer.start()
-    summary = ex.run()
+    summary = ex.run()  # a stop is not a failure: no exception
     timer.join()
     assert summary.error is None and summary.stopped
     s = summary.streams[0]
@@ -177,3 +179,26 @@ def test_a_stage_that_cannot_start_is_one_runtime_failure() -> None:
 
     with pytest.raises(RuntimeFailure, match="corrupt"):
         _run(cfg, engine_factory=broken)
+
+
+def test_run_raises_the_stage_failure_once_as_one_line() -> None:
+    from edgert.errors import RuntimeFailure
+
+    cfg = pipeline(["name: a, uri: 'test://a', frames: 50"], post=", fail_at_frame: 3")
+    with pytest.raises(RuntimeFailure) as info:
+        ThreadedExecutor(cfg, engine_factory=fake_factory(), handle_signals=False).run()
+    assert str(info.value) == "stage 'det' failed: ValueError: decoder exploded on frame 3"
+
+
+@pytest.mark.parametrize("limit", [1, 7])
+def test_max_frames_caps_every_stream(limit: int) -> None:
+    cfg = pipeline(["name: a, uri: 'test://a', frames: 20", "name: b, uri: 'test://b', frames: 3"])
+    report = _run(cfg, max_frames=limit)
+    assert [s.frames_out for s in report.streams] == [limit, min(3, limit)]
+
+
+def test_detections_are_counted_by_label() -> None:
+    cfg = pipeline(["name: a, uri: 'test://a', frames: 6"], batch=2)
+    report = _run(cfg)
+    assert report.detections == {"0": 6}  # one class-0 detection per frame from test-post
+    assert "a 6/6" in report.summary_line()

@@ -40,4 +40,5 @@ stages: [{name: pre, kind: test-pre, input: sources}]
 
 def test_stage_error_is_one_line_with_the_stage_name() -> None:
     err = StageError("det", ValueError("bad\nshape"))
-    assert err.one_line() == "stage 'det' failed: ValueError: bad shape"
+    assert err.one_line() == "stage 'det' failed: ValueError: bad"  # first line only
+    assert err.one_line("sink") == "sink 'det' failed: ValueError: bad"
