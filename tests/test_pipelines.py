@@ -10,7 +10,8 @@ import pytest
 from edgert.config.loader import load_pipeline
 
 REPO = Path(__file__).resolve().parents[1]
-FILES = sorted(list((REPO / "pipelines").glob("*.yaml")) + list((REPO / "configs").glob("**/*.yaml")))
+FILES = sorted(list((REPO / "pipelines").glob("*.yaml"))
+               + list((REPO / "configs").glob("**/*.yaml")))
 
 
 def test_there_are_pipelines() -> None:

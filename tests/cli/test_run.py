@@ -26,15 +26,15 @@ def _lines(path: Path) -> List[dict]:
 
 
 def test_demo_pipeline_detects_people(tmp_path: Path) -> None:
-    proc = _run([str(DEMO), "--max-frames", "40"], tmp_path)
+    proc = _run([str(DEMO), "--max-frames", "30"], tmp_path)
     assert proc.returncode == 0, proc.stderr
     summary = proc.stdout.strip().splitlines()
-    assert len(summary) == 1 and summary[0].startswith("street-demo: 40 frames")
-    assert "street 40/40" in summary[0] and "person " in summary[0]
+    assert len(summary) == 1 and summary[0].startswith("street-demo: 30 frames")
+    assert "street 30/30" in summary[0] and "person " in summary[0]
     video, jsonl = tmp_path / "out" / "street.mp4", tmp_path / "out" / "detections.jsonl"
-    assert count_frames(video) == 40
+    assert count_frames(video) == 30
     records = _lines(jsonl)
-    assert [r["frame"] for r in records] == list(range(40))
+    assert [r["frame"] for r in records] == list(range(30))
     with_people = sum(any(d["label"] == "person" for d in r["detections"]) for r in records)
     assert with_people >= 0.7 * len(records)
     box = records[0]["detections"][0]["box"]
@@ -42,9 +42,9 @@ def test_demo_pipeline_detects_people(tmp_path: Path) -> None:
 
 
 def _two_stream_yaml(folder: Path, batch: int, loop: bool = False) -> Path:
-    frames = street_frames(12, start=100)
+    frames = street_frames(8, start=100)
     write_clip(folder / "a.mp4", frames)
-    write_clip(folder / "b.mp4", frames[:9])
+    write_clip(folder / "b.mp4", frames[:5])
     text = """\
 name: two
 sources:
@@ -66,7 +66,7 @@ sinks:
     return path
 
 
-@pytest.mark.parametrize("max_frames, expected", [(5, {"a": 5, "b": 5}), (None, {"a": 12, "b": 9})])
+@pytest.mark.parametrize("max_frames, expected", [(3, {"a": 3, "b": 3}), (None, {"a": 8, "b": 5})])
 def test_max_frames_exact_per_source_batched_across_streams(tmp_path: Path, max_frames: object,
                                                             expected: dict) -> None:
     yaml_path = _two_stream_yaml(tmp_path, batch=4)

@@ -19,7 +19,7 @@ from edgert._lazy import require
 from edgert.errors import RuntimeFailure
 from edgert.sources.base import SOURCES, Frame, Source, SourceConfig, resolve_local, split_uri
 
-log = logging.getLogger("edgert.sources.file")
+log = logging.getLogger("edgert.sources.local")
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
