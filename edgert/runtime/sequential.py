@@ -126,7 +126,7 @@ class SequentialExecutor:
         done = [False] * n
         pending: List[Tuple[int, Frame]] = []
         while not self._stop.is_set() and not all(done):
-            for k, src in enumerate(graph.sources):
+            for k in range(n):
                 if done[k] or self._stop.is_set():
                     continue
                 frame = self._read(k, graph, counts)

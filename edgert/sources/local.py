@@ -8,6 +8,7 @@ one line naming the resolved path, never later with a traceback.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -18,7 +19,7 @@ from edgert._lazy import require
 from edgert.errors import RuntimeFailure
 from edgert.sources.base import SOURCES, Frame, Source, SourceConfig, resolve_local, split_uri
 
-log = logging.getLogger("edgert.sources.file")
+log = logging.getLogger("edgert.sources.local")
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
@@ -59,6 +60,9 @@ class FileSource(Source):
         self._pass = 0  # completed loops (``loop: true``)
 
     def open(self) -> None:
+        # FFmpeg prints its own errors ("moov atom not found") straight to stderr; the one-line
+        # error below says it better.  Set OPENCV_FFMPEG_LOGLEVEL yourself to see them.
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
         cv2 = require("cv2", "reading video files")
         if not self.path.is_file():
             raise RuntimeFailure("source '%s': video file not found: %s" % (self.name, self.path))
