@@ -20,6 +20,9 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     add_pipeline_arguments(p)
     p.add_argument("--max-frames", type=_positive, default=None, metavar="N",
                    help="stop each source after N frames")
+    p.add_argument("--executor", choices=("auto", "threaded", "sequential"), default=None,
+                   help="threaded (concurrent streams, batches, engine instances; the default) "
+                        "or sequential (one thread); overrides runtime.executor")
     p.set_defaults(func=run)
 
 
@@ -35,10 +38,10 @@ def _positive(text: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from edgert.platform.power import power_session
-    from edgert.runtime.sequential import SequentialExecutor
+    from edgert.runtime.executor import create_executor
 
     cfg = load_pipeline_from_args(args)
-    executor = SequentialExecutor(cfg, max_frames=args.max_frames)
+    executor = create_executor(cfg, args.executor, max_frames=args.max_frames)
     with power_session(cfg.power):
         report = executor.run()
     print(report.summary_line(), flush=True)
