@@ -75,6 +75,7 @@ class ThreadedExecutor:
             builder = Builder(self.pipeline, factory, stack)
             sources = self._sources if self._sources is not None else make_sources(self.pipeline)
             comps = builder.components(sources, self._sinks, self._slots, self._prep)
+            comps.opened = open_files(sources, stack)
             core = ThreadedCore(comps, rt.queue_depth, rt.batch_timeout_ms / 1000.0,
                                 self.metrics, self._shutdown_timeout_s, self.max_frames)
             self._core = core
@@ -112,6 +113,35 @@ class ThreadedExecutor:
         if core.hung:
             log.error("threads that did not stop in time: %s", ", ".join(core.hung))
         return report
+
+
+def open_files(sources: List[Source], stack: ExitStack) -> List[bool]:
+    """Open file and folder sources now, so an unreadable one fails the run in one line
+    before anything starts (as the sequential executor does).  Live sources open in
+    their reader thread: a camera that is down at start must not stop the others."""
+    from edgert.runtime.sequential import stage_failure
+
+    opened = []
+    for src in sources:
+        if src.live:
+            opened.append(False)
+            continue
+        try:
+            src.open()
+        except RuntimeFailure:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise stage_failure("source", src.name, exc) from exc
+        stack.callback(_close_quietly, src)
+        opened.append(True)
+    return opened
+
+
+def _close_quietly(src: Source) -> None:
+    try:
+        src.close()  # readers close their source too; close() is safe to call twice
+    except Exception as exc:  # noqa: BLE001
+        log.warning("source '%s': close failed: %s", src.name, exc)
 
 
 def quantiles_ms(hists: Any) -> Dict[str, Optional[float]]:

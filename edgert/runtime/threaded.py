@@ -70,6 +70,7 @@ class Components:
     sinks: List[Sink]
     pool: SlotPool
     devices: List[str]
+    opened: List[bool] = field(default_factory=list)  # sources the caller already opened
 
 
 class ThreadedCore:
@@ -183,7 +184,8 @@ class ThreadedCore:
         src = self.c.sources[idx]
         err: Optional[str] = None
         try:
-            src.open()
+            if not (idx < len(self.c.opened) and self.c.opened[idx]):
+                src.open()
             self.metrics.set("edgert_source_up", 1, source=src.name)
             limit = self.max_frames
             while not self.stopping.is_set() and (limit is None or limit > 0):

