@@ -66,7 +66,7 @@ class TestSource(Source):
             raise RuntimeFailure("camera %s went away" % self.name)
         if self.cfg.delay_ms:
             time.sleep(self.cfg.delay_ms / 1000.0)
-        img = np.full((6, 8, 3), self.next % 251, np.uint8)
+        img = np.full((48, 64, 3), self.next % 251, np.uint8)
         fr = Frame(img, self.next, self.next / 30.0, time.monotonic())
         self.next += 1
         return fr
@@ -178,7 +178,9 @@ class TestPost(Stage):
         if self.config.fail_at_frame in batch.frame_index.tolist():
             raise ValueError("decoder exploded on frame %d" % self.config.fail_at_frame)
         n = len(batch)
-        score = batch.outputs["mean"][:n, 0].astype(np.float32).copy()
+        first = batch.outputs["mean"] if "mean" in batch.outputs else \
+            next(iter(batch.outputs.values()))
+        score = first[:n].reshape(n, -1)[:, 0].astype(np.float32)
         batch.detections = Detections(np.zeros((n, 4), np.float32), score,
                                       np.zeros(n, np.int32), np.arange(n, dtype=np.int32))
         return batch
