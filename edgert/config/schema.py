@@ -73,6 +73,9 @@ class ModelConfig(Strict):
     """One engine per listed device, load-balanced: ``[dla:0, dla:1, gpu]``."""
     labels: Optional[Path] = None
     """Text file with one class name per line."""
+    threads: Optional[int] = Field(None, ge=1, le=256)
+    """CPU threads per engine instance (ONNX Runtime intra-op). Default: the machine's
+    cores shared among this model's CPU instances (``instances: [cpu, cpu]`` on 4 cores: 2)."""
 
     @field_validator("device")
     @classmethod

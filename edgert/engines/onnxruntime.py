@@ -15,9 +15,10 @@ same buffers.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -70,7 +71,8 @@ class OrtEngine(Engine):
 
     backend = "onnxruntime"
 
-    def __init__(self, name: str, path: Path, device: str, precision: str = "fp32") -> None:
+    def __init__(self, name: str, path: Path, device: str, precision: str = "fp32",
+                 threads: Optional[int] = None) -> None:
         ort = require("onnxruntime", "the onnxruntime backend")
         if not path.is_file():
             raise RuntimeFailure("model '%s': ONNX file not found: %s" % (name, path))
@@ -80,6 +82,12 @@ class OrtEngine(Engine):
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        # Idle ORT workers would otherwise spin for a while after each run, burning the CPU
+        # that the runtime's decode/preprocess/decoder threads (and other instances) need.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = providers_for(ort, device, precision, Path.home() / ".cache" / "edgert" / "ort")
         t0 = time.monotonic()
         try:
@@ -167,4 +175,15 @@ def load(name: str, model: "ModelConfig", device: str, base_dir: Path) -> Engine
         raise RuntimeFailure("model '%s': device %s needs the tensorrt backend; ONNX Runtime "
                              "runs on gpu or cpu" % (name, device))
     path = model.onnx if model.onnx.is_absolute() else (base_dir / model.onnx)
-    return OrtEngine(name, path, device, model.precision)
+    return OrtEngine(name, path, device, model.precision, cpu_threads(model, device))
+
+
+def cpu_threads(model: "ModelConfig", device: str) -> Optional[int]:
+    """``threads:`` or, on CPU, the cores shared among the model's CPU instances."""
+    if model.threads:
+        return model.threads
+    if device != "cpu":
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    on_cpu = max(1, sum(1 for d in model.devices() if d == "cpu"))
+    return max(1, (cores or 1) // on_cpu)

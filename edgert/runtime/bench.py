@@ -258,14 +258,15 @@ class Bench:
 
             for k in range(3):
                 one(k)
+            reset_peak = getattr(tracemalloc, "reset_peak", None)  # Python 3.9+
             tracemalloc.start()
             try:
                 peaks: List[float] = []
                 start = tracemalloc.get_traced_memory()[0]
                 for k in range(batches):
                     before = tracemalloc.get_traced_memory()[0]
-                    if hasattr(tracemalloc, "reset_peak"):
-                        tracemalloc.reset_peak()
+                    if reset_peak is not None:
+                        reset_peak()
                         one(k)
                         peaks.append(tracemalloc.get_traced_memory()[1] - before)
                     else:  # pragma: no cover - Python 3.8
