@@ -111,7 +111,7 @@ class Builder:
             _start(sink, "sink")
             self.stack.callback(_stop_quietly, sink)
         policies = [policy_for(s, self.pipeline.runtime.drop_policy) for s in sources]
-        _log_plan(plan, devices, capacity, n_prep, self.pipeline)
+        _log_plan(plan, devices, capacity, n_prep, self.pipeline, len(sources))
         return Components(sources, policies, pre, infer, post, sinks, pool, devices)
 
 
@@ -135,8 +135,8 @@ def _stop_quietly(obj: object) -> None:
 
 
 def _log_plan(plan: StagePlan, devices: List[str], batch: int, prep: int,
-              pipeline: PipelineConfig) -> None:
+              pipeline: PipelineConfig, n_sources: int) -> None:
     others = sorted({m for s in plan.post if (m := model_of(s, pipeline))})
     log.info("threaded runtime: %d source(s), batch %d, %d batcher(s), instances %s%s",
-             len(pipeline.sources), batch, prep, ",".join(devices),
+             n_sources, batch, prep, ",".join(devices),
              ("; post models " + ",".join(others)) if others else "")

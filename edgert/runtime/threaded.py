@@ -34,7 +34,7 @@ from typing import Any, Callable, Dict, List, Optional
 import numpy as np
 
 from edgert.batch import Batch
-from edgert.runtime.hub import FrameHub
+from edgert.runtime.hub import DROP_OLDEST, FrameHub
 from edgert.runtime.metrics import Metrics
 from edgert.runtime.plan import StageError, run_chain
 from edgert.runtime.pool import Slot, SlotPool
@@ -92,6 +92,9 @@ class ThreadedCore:
         self.hung: List[str] = []
         self.copied_by_runtime = 0
         self._ema_batch_s: Optional[float] = None
+        self._ema_pre_s: Optional[float] = None
+        self._busy_since: List[Optional[float]] = [None] * len(comps.infer)
+        self._live = DROP_OLDEST in comps.policies
         self.buffer_allocs = 0  # model-input buffers a stage allocated instead of using the slot
         self._err_lock = threading.Lock()
         self._gather = threading.Lock()
@@ -212,6 +215,7 @@ class ThreadedCore:
             slot = self.c.pool.acquire(self.abort.is_set)
             if slot is None:
                 return
+            self._late_bind(slot.instance)
             with self._gather:
                 items = self.hub.take(slot.capacity, self.timeout_s, self.abort)
                 if not items:
@@ -220,13 +224,36 @@ class ThreadedCore:
                 slot.seq = self._seq
                 self._seq += 1
             work = self._form(slot, items)
+            t0 = time.monotonic()
             try:
                 run_chain(chain, work.results, self._observe)
             except StageError as exc:
                 self._discard(work)
                 self.fail(exc.one_line())
                 return
+            dt = time.monotonic() - t0
+            self._ema_pre_s = dt if self._ema_pre_s is None else 0.8 * self._ema_pre_s + 0.2 * dt
             self._inboxes[slot.instance].put(work)
+
+    def _late_bind(self, instance: int) -> None:
+        """With live streams, take frames just in time for the engine, not a batch early.
+
+        The slot is free while its engine still runs the previous batch; frames
+        taken now would wait that long.  Wait until the engine is expected to
+        finish minus the preprocess time, so the batch is ready exactly when the
+        engine is (EMAs of both).  Files (block) take frames at once: only
+        throughput matters there.
+        """
+        if not self._live:
+            return
+        while not self.abort.is_set():
+            since, batch_s = self._busy_since[instance], self._ema_batch_s
+            if since is None or batch_s is None:
+                return
+            wait = since + batch_s - 1.5 * (self._ema_pre_s or 0.0) - time.monotonic()
+            if wait <= 0.001:
+                return
+            self.abort.wait(min(wait, 0.05))
 
     def _form(self, slot: Slot, items: List[Any]) -> Work:
         """A batch over the slot's preallocated index arrays and engine input."""
@@ -259,12 +286,15 @@ class ThreadedCore:
                 continue
             self._count_copy(work)
             t0 = time.monotonic()
+            self._busy_since[i] = t0
             try:
                 run_chain(chain, work.results, self._observe)
             except StageError as exc:
                 self._discard(work)
                 self.fail(exc.one_line())
                 continue
+            finally:
+                self._busy_since[i] = None
             self._batch_time(time.monotonic() - t0)
             self._post_q.put(work)
 
