@@ -59,19 +59,14 @@ class BenchOptions:
 class ReplaySource(Source):
     """Frames from memory: ``count`` frames, optionally paced at ``fps`` (a live camera)."""
 
-    def __init__(self, name: str, frames: Sequence[np.ndarray], count: int, live: bool = False,
+    def __init__(self, name: str, frames: Sequence[np.ndarray], count: int,
                  fps: Optional[float] = None) -> None:
         super().__init__(SourceConfig(name=name, uri="replay://" + name), Path("."))
         self._frames = frames
         self._count = count
-        self._live = live
         self._fps = fps
         self._i = 0
         self._t0 = 0.0
-
-    @property  # type: ignore[override]
-    def live(self) -> bool:
-        return self._live
 
     def open(self) -> None:
         self._t0 = time.monotonic()
@@ -91,6 +86,18 @@ class ReplaySource(Source):
 
     def close(self) -> None:
         pass
+
+
+class LiveReplaySource(ReplaySource):
+    """A replay that behaves like a camera: ``drop_oldest`` applies under ``auto``."""
+
+    live = True
+
+
+def replay_source(name: str, frames: Sequence[np.ndarray], count: int, live: bool = False,
+                  fps: Optional[float] = None) -> ReplaySource:
+    cls = LiveReplaySource if live else ReplaySource
+    return cls(name, frames, count, fps)
 
 
 class NullSink(Sink):
@@ -132,7 +139,7 @@ def _peak_rss_mb() -> Optional[float]:
 def _platform_info(engine_desc: Dict[str, Any]) -> Dict[str, Any]:
     mode = "n/a"
     try:
-        from edgert.platform import detect  # type: ignore[attr-defined]
+        from edgert.platform import detect
 
         info = detect.detect(query_tools=True)
         if info.power_mode and info.power_mode.get("name"):
@@ -250,8 +257,9 @@ class Bench:
 
             def one(k: int) -> None:
                 imgs = [self.frames[(k * n + i) % len(self.frames)] for i in range(n)]
-                batch = Batch(frames=imgs, source_index=slot.source_index[:n], frame_index=slot.frame_index[:n],
-                              pts=slot.pts[:n], capture_time=slot.capture_time[:n])
+                batch = Batch(frames=imgs, source_index=slot.source_index[:n],
+                              frame_index=slot.frame_index[:n], pts=slot.pts[:n],
+                              capture_time=slot.capture_time[:n])
                 batch.tensor = slot.tensor_view(n)
                 batch.extras["engine_io"] = slot.io
                 run_chain(chain, {"sources": batch}, lambda s, t: None)
@@ -280,7 +288,7 @@ class Bench:
     def pipeline_run(self, streams: int, live_fps: Optional[float] = None) -> RunReport:
         live = live_fps is not None
         sources: List[Source] = [
-            ReplaySource("s%d" % k, self.frames, self.opts.frames, live=live, fps=live_fps)
+            replay_source("s%d" % k, self.frames, self.opts.frames, live=live, fps=live_fps)
             for k in range(streams)]
         sinks: Optional[List[Sink]] = None
         if not self.opts.with_sinks:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from edgert.errors import UsageError
-from edgert.runtime.bench import Bench, BenchOptions, ReplaySource
+from edgert.runtime.bench import Bench, BenchOptions, replay_source
 from tests.runtime.doubles import RECORDS, fake_factory, pipeline
 
 KEYS = {"streams", "batch", "frames", "raw_fps", "pipeline_fps", "naive_fps", "ratio_raw",
@@ -42,7 +42,7 @@ def test_replay_source_loops_its_frames_and_paces_live() -> None:
     import numpy as np
 
     frames = [np.full((2, 2, 3), i, np.uint8) for i in range(3)]
-    src = ReplaySource("r", frames, count=7, live=True, fps=1000.0)
+    src = replay_source("r", frames, count=7, live=True, fps=1000.0)
     src.open()
     got = []
     while True:
