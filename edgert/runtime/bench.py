@@ -287,8 +287,11 @@ class Bench:
 
     def pipeline_run(self, streams: int, live_fps: Optional[float] = None) -> RunReport:
         live = live_fps is not None
+        # paced live sources take count/fps seconds: a quarter of the frames is plenty of
+        # batches for latency percentiles and keeps the overload run short
+        count = max(8, self.opts.frames // 4) if live else self.opts.frames
         sources: List[Source] = [
-            replay_source("s%d" % k, self.frames, self.opts.frames, live=live, fps=live_fps)
+            replay_source("s%d" % k, self.frames, count, live=live, fps=live_fps)
             for k in range(streams)]
         sinks: Optional[List[Sink]] = None
         if not self.opts.with_sinks:
