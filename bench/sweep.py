@@ -46,7 +46,7 @@ def main() -> int:
 
         bench.frames = decode_frames(cfg, args.frames)
         raw = statistics.median([bench.raw()["fps"] for _ in range(args.repeats)])
-        naive = statistics.median([bench.naive() for _ in range(args.repeats)])
+        naive = statistics.median([bench.naive()["fps"] for _ in range(args.repeats)])
         for k in args.streams:
             runs = [bench.pipeline_run(k) for _ in range(args.repeats)]
             fps = statistics.median([r.fps for r in runs])

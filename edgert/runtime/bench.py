@@ -201,19 +201,20 @@ class Bench:
 
             threads = [threading.Thread(target=work, args=(k,), name="raw:%d" % k)
                        for k in range(len(engines))]
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             for t in threads:
                 t.start()
             for t in threads:
                 t.join()
-            wall = time.perf_counter() - t0
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
             self.engine_desc = engines[0].describe()
         frames = iters * batch * len(engines)
-        return {"fps": frames / wall, "batch_ms": 1000.0 * statistics.median(times),
+        return {"fps": frames / wall, "cpu_fps": frames / max(cpu, 1e-9),
+                "batch_ms": 1000.0 * statistics.median(times),
                 "batch": float(batch)}
 
     # ------------------------------------------------------------ (c) naive loop
-    def naive(self) -> float:
+    def naive(self) -> Dict[str, float]:
         """One frame at a time through the same stages, letting each allocate as it likes."""
         with ExitStack() as stack:
             b = Builder(self.pipeline, self.factory, stack)
@@ -223,12 +224,13 @@ class Bench:
             ctx = b.context(b.engine(model, self.pipeline.models[model].devices()[0]))
             chain = b.stages(b.plan.pre, ctx) + b.stages([infer], ctx) + b.stages(b.plan.post, ctx)
             n = self.opts.frames
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             for i in range(n):
                 img = self.frames[i % len(self.frames)]
                 batch = Batch.of_frames([img], [0], [i], [i / 30.0], [time.monotonic()], ("s",))
                 run_chain(chain, {"sources": batch}, lambda s, t: None)
-            return n / (time.perf_counter() - t0)
+            return {"fps": n / (time.perf_counter() - t0),
+                    "cpu_fps": n / max(time.process_time() - c0, 1e-9)}
 
     # ------------------------------------------------------------ (b) pipeline
     def heap_probe(self, batches: int = 12) -> Dict[str, Optional[float]]:
@@ -322,6 +324,7 @@ class Bench:
     def _modes(self, progress: Optional[Callable[[str], None]]) -> Dict[str, Any]:
         say = progress or (lambda s: log.info("%s", s))
         raws, naives, pipes, over = [], [], [], []
+        pipe_cpu: List[float] = []
         say("heap probe (tracemalloc)")
         self.heap = self.heap_probe()
         for r in range(self.opts.repeats):
@@ -329,7 +332,9 @@ class Bench:
             raws.append(self.raw())
             say("repeat %d/%d: pipeline, %d streams" % (r + 1, self.opts.repeats,
                                                        self.opts.streams))
+            c0 = time.process_time()
             pipes.append(self.pipeline_run(self.opts.streams))
+            pipe_cpu.append(pipes[-1].frames_out / max(time.process_time() - c0, 1e-9))
             say("repeat %d/%d: naive loop" % (r + 1, self.opts.repeats))
             naives.append(self.naive())
             if self.opts.overload:
@@ -337,14 +342,16 @@ class Bench:
                 say("repeat %d/%d: overload, %d live streams at %.1f fps each"
                     % (r + 1, self.opts.repeats, self.opts.streams, rate))
                 over.append(self.pipeline_run(self.opts.streams, live_fps=rate))
-        return self._result(raws, naives, pipes, over)
+        result = self._result(raws, naives, pipes, over)
+        result["cpu"] = _per_cpu(raws, naives, pipe_cpu)
+        return result
 
-    def _result(self, raws: List[Dict[str, float]], naives: List[float],
+    def _result(self, raws: List[Dict[str, float]], naives: List[Dict[str, float]],
                 pipes: List[RunReport], over: List[RunReport]) -> Dict[str, Any]:
         med = statistics.median
         raw_fps = med([r["fps"] for r in raws])
         pipe_fps = med([p.fps for p in pipes])
-        naive_fps = med(naives)
+        naive_fps = med([x["fps"] for x in naives])
         frames_out = sum(p.frames_out for p in pipes)
         out: Dict[str, Any] = {
             "pipeline": self.pipeline.name,
@@ -367,7 +374,7 @@ class Bench:
             "frames_dropped": sum(s.frames_dropped for p in pipes for s in p.streams),
             "peak_rss_mb": _peak_rss_mb(),
             "runs": {"raw_fps": [r["fps"] for r in raws], "pipeline_fps": [p.fps for p in pipes],
-                     "naive_fps": naives},
+                     "naive_fps": [x["fps"] for x in naives]},
             "platform": _platform_info(getattr(self, "engine_desc", {})),
         }
         if over:
@@ -391,6 +398,23 @@ def _start_telemetry(stack: ExitStack) -> Any:
     except Exception as exc:  # noqa: BLE001 - telemetry is optional for a benchmark
         log.debug("telemetry unavailable: %s", exc)
         return None
+
+
+def _per_cpu(raws: List[Dict[str, float]], naives: List[Dict[str, float]],
+             pipes: List[float]) -> Dict[str, Optional[float]]:
+    """Frames per CPU-second of this process (all threads): robust to other load.
+
+    Wall-clock fps on a shared machine says as much about the neighbours as about
+    edgert; CPU time per frame does not, and its pipeline/raw ratio is exactly the
+    pipeline's overhead (decode excluded: frames are replayed from memory).
+    """
+    med = statistics.median
+    raw = med([r["cpu_fps"] for r in raws])
+    naive = med([x["cpu_fps"] for x in naives])
+    pipe = med(pipes) if pipes else 0.0
+    return {"raw_fps": raw, "pipeline_fps": pipe, "naive_fps": naive,
+            "ratio_raw": pipe / raw if raw else None,
+            "ratio_naive": pipe / naive if naive else None}
 
 
 def _dropped(s: RunReport) -> float:

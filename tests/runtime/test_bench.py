@@ -28,6 +28,8 @@ def test_bench_json_has_every_key_on_a_tiny_run() -> None:
     assert result["frames_dropped"] == 0  # file semantics: nothing lost in the pipeline run
     assert "overload" in result and result["overload"]["latency_ms"]["p99"] is not None
     assert "out" not in RECORDS  # the pipeline's sink was replaced by the null sink
+    assert set(result["cpu"]) == {"raw_fps", "pipeline_fps", "naive_fps", "ratio_raw",
+                                  "ratio_naive"}
 
 
 def test_with_sinks_keeps_the_pipeline_sinks() -> None:
