@@ -156,8 +156,9 @@ def _as_format(bgr: np.ndarray, fmt: str) -> np.ndarray:
         return np.ascontiguousarray(bgr[..., ::-1])
     h, w = bgr.shape[:2]
     i420 = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420)
-    u = i420[h:h + h // 4].reshape(h // 2, w // 2)
-    v = i420[h + h // 4:].reshape(h // 2, w // 2)
+    chroma = i420[h:].reshape(-1)  # I420: U then V, each (h/2, w/2), row layout ignored
+    u = chroma[:h * w // 4].reshape(h // 2, w // 2)
+    v = chroma[h * w // 4:].reshape(h // 2, w // 2)
     return np.ascontiguousarray(np.concatenate([i420[:h], np.stack([u, v], -1).reshape(h // 2, w)]))
 
 

@@ -191,25 +191,25 @@ extern "C" __global__ void edgert_preprocess(const Params p) {
     }
 
     const size_t pix = (size_t)y * p.out_w + x0;
-    const bool pair = (x0 + 1 < p.out_w) && ((pix & 1) == 0);
+    const bool pair = x0 + 1 < p.out_w;
+    const size_t vec = 2 * sizeof(out_t);  /* bytes of one 2-pixel store */
 #if OUT_NCHW
-    if (pair) {
 #pragma unroll
-        for (int c = 0; c < 3; ++c) {
+    for (int c = 0; c < 3; ++c) {
+        out_t* dst = out + c * plane + pix;
+        if (pair && ((size_t)dst % vec) == 0) {
 #if OUT_HALF
-            *(unsigned int*)(out + c * plane + pix) = pack2(val[0][c], val[1][c]);
+            *(unsigned int*)dst = pack2(val[0][c], val[1][c]);
 #else
-            *(float2*)(out + c * plane + pix) = make_float2(val[0][c], val[1][c]);
+            *(float2*)dst = make_float2(val[0][c], val[1][c]);
 #endif
+        } else {
+            for (int k = 0; k < PIX && x0 + k < p.out_w; ++k) dst[k] = to_out(val[k][c]);
         }
-    } else {
-        for (int k = 0; k < PIX && x0 + k < p.out_w; ++k)
-#pragma unroll
-            for (int c = 0; c < 3; ++c) out[c * plane + pix + k] = to_out(val[k][c]);
     }
 #else
     out_t* o = out + pix * 3;
-    if (pair) {
+    if (pair && ((size_t)o % vec) == 0) {
 #if OUT_HALF
         unsigned int* w = (unsigned int*)o;
         w[0] = pack2(val[0][0], val[0][1]);

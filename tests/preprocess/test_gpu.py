@@ -74,8 +74,9 @@ def _to_nv12(bgr: np.ndarray) -> np.ndarray:
     cv2 = pytest.importorskip("cv2")
     h, w = bgr.shape[:2]
     i420 = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420)
-    u = i420[h:h + h // 4].reshape(h // 2, w // 2)
-    v = i420[h + h // 4:].reshape(h // 2, w // 2)
+    chroma = i420[h:].reshape(-1)  # I420: U then V, each (h/2, w/2), row layout ignored
+    u = chroma[:h * w // 4].reshape(h // 2, w // 2)
+    v = chroma[h * w // 4:].reshape(h // 2, w // 2)
     uv = np.stack([u, v], axis=-1).reshape(h // 2, w)
     return np.ascontiguousarray(np.concatenate([i420[:h], uv]))
 
