@@ -132,6 +132,7 @@ def bench_fused(frames: List[np.ndarray], out: Tuple[int, int], batch: int, dtyp
     host_ms = _median_ms(host_once, max(3, args.repeats // 4))
     out_bytes = pre.item_bytes
     moved = batch * (src_bytes + out_bytes)
+    touched = batch * (touched_source_bytes(out, fmt) + out_bytes)
     graph.free()
     for p in prepared:
         p.close()
@@ -141,10 +142,29 @@ def bench_fused(frames: List[np.ndarray], out: Tuple[int, int], batch: int, dtyp
     return {
         "kernel_ms": kernel_ms, "kernel_fps": batch / (kernel_ms / 1e3),
         "bytes_per_batch": moved, "achieved_bytes_per_s": moved / (kernel_ms / 1e3),
+        "touched_bytes_per_batch": touched,
+        "achieved_touched_bytes_per_s": touched / (kernel_ms / 1e3),
         "stream_call_ms": stream_ms, "stream_call_fps": batch / (stream_ms / 1e3),
         "host_frames_ms": host_ms, "host_frames_fps": batch / (host_ms / 1e3),
         "input_sets_rotated": sets,
     }
+
+
+def touched_source_bytes(out: Tuple[int, int], fmt: str) -> int:
+    """Bytes of the source rows the kernel reads (bilinear downscale skips rows).
+
+    DRAM moves whole 32-byte sectors, so a row with any tap is counted whole:
+    an upper bound on the source traffic, and the honest denominator when the
+    full-frame count would exceed what the kernel can possibly read.
+    """
+    rw, rh, _, _ = gpu.fit(SRC_W, SRC_H, out[0], out[1], True)
+    scale = np.float32(SRC_H / rh)
+    fy = (np.arange(rh, dtype=np.float32) + np.float32(0.5)) * scale - np.float32(0.5)
+    sy = np.floor(fy).astype(np.int64)
+    rows = np.unique(np.clip(np.concatenate([sy, sy + 1]), 0, SRC_H - 1))
+    if fmt == "nv12":
+        return int(rows.size * SRC_W + np.unique(rows // 2).size * SRC_W)
+    return int(rows.size * SRC_W * 3)
 
 
 def _as_format(bgr: np.ndarray, fmt: str) -> np.ndarray:
@@ -260,6 +280,7 @@ def main() -> int:
         ceiling = peak or copy_bw
         row["fraction_of_peak"] = row["achieved_bytes_per_s"] / ceiling
         row["fraction_of_measured_copy"] = row["achieved_bytes_per_s"] / copy_bw
+        row["fraction_of_peak_touched"] = row["achieved_touched_bytes_per_s"] / ceiling
         if fmt == "bgr" and not args.no_torch:
             row.update(bench_torch(frames, out, batch, dtype, args))
             row["speedup_vs_torch"] = row["torch_ms"] / row["kernel_ms"]
@@ -272,13 +293,19 @@ def main() -> int:
     summary = {
         "target_config": "batch 8, 1080p -> 640x640 fp16 NCHW",
         "fraction_of_peak": target["fraction_of_peak"],
+        "fraction_of_peak_touched_rows_only": target["fraction_of_peak_touched"],
         "meets_50pct_of_peak": target["fraction_of_peak"] >= 0.5,
+        "meets_50pct_of_peak_touched_rows_only": target["fraction_of_peak_touched"] >= 0.5,
+        "speedup_vs_torch": target.get("speedup_vs_torch"),
         "faster_than_torch": target.get("speedup_vs_torch", 0) > 1.0,
     }
     doc = {"device": info, "results": results, "targets": summary,
            "method": "medians over %d repeats; kernel time from a CUDA graph of %d launches "
-                     "rotating over >= %.0f MB of inputs; bytes = full source frames read + "
-                     "output written" % (args.repeats, args.launches, args.rotate_bytes / 1e6)}
+                     "rotating over >= %.0f MB of inputs; fraction_of_peak counts full source "
+                     "frames read + output written (the issue's definition); "
+                     "fraction_of_peak_touched counts only source rows the bilinear taps touch "
+                     "(downscaling skips rows), the stricter figure"
+                     % (args.repeats, args.launches, args.rotate_bytes / 1e6)}
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(doc, indent=2))
@@ -292,13 +319,14 @@ def _print_table(info: Dict[str, Any], results: List[Dict[str, Any]],
     print("%s cc%s peak %.0f GB/s, measured copy %.0f GB/s" % (
         info["gpu"], info["compute_capability"], (peak or 0) / 1e9,
         info["measured_dtod_copy_bytes_per_s"] / 1e9))
-    print("%-16s %-8s %2s %-7s %9s %9s %6s %9s %9s %9s %9s" % (
-        "src", "out", "b", "dtype", "kern_ms", "kern_fps", "%peak", "call_ms", "host_ms",
-        "torch_ms", "cpu_ms"))
+    print("%-16s %-8s %2s %-7s %9s %9s %6s %6s %9s %9s %9s %9s" % (
+        "src", "out", "b", "dtype", "kern_ms", "kern_fps", "%peak", "%touch", "call_ms",
+        "host_ms", "torch_ms", "cpu_ms"))
     for r in results:
-        print("%-16s %-8s %2d %-7s %9.4f %9.0f %6.1f %9.4f %9.3f %9s %9s" % (
+        print("%-16s %-8s %2d %-7s %9.4f %9.0f %6.1f %6.1f %9.4f %9.3f %9s %9s" % (
             r["src"], "%dx%d" % tuple(r["out"]), r["batch"], r["dtype"], r["kernel_ms"],
-            r["kernel_fps"], 100 * r["fraction_of_peak"], r["stream_call_ms"],
+            r["kernel_fps"], 100 * r["fraction_of_peak"], 100 * r["fraction_of_peak_touched"],
+            r["stream_call_ms"],
             r["host_frames_ms"], "%.4f" % r["torch_ms"] if "torch_ms" in r else "-",
             "%.2f" % r["cpu_ms"] if "cpu_ms" in r else "-"))
     print("target:", json.dumps(summary))
