@@ -1,0 +1,76 @@
+"""edgert.preprocess.device: choosing gpu/cpu for a stage and the GPU stage path
+writing into an engine's input (device pointer on the engine's stream, or host array)."""
+from __future__ import annotations
+
+from typing import Any, Dict
+
+import numpy as np
+import pytest
+
+from edgert import cuda
+from edgert.engines.base import EngineIO
+from edgert.errors import RuntimeFailure
+from edgert.preprocess import device
+from tests.cuda.gpu_marks import skip_without_gpu
+from tests.preprocess.test_gpu import MEAN, STD, _assert_within_one_lsb, _cpu_reference, _frames
+
+
+def _host_io(n: int, shape: tuple, extra: Dict[str, Any]) -> EngineIO:
+    return EngineIO(capacity=n, inputs={"images": np.full((n,) + shape, np.nan, np.float32)},
+                    outputs={}, extra=extra)
+
+
+@pytest.mark.parametrize(
+    "requested,extra,expected",
+    [
+        ("cpu", {}, "cpu"),
+        ("cpu", {"device_inputs": {"images": 1}}, "cpu"),
+        ("auto", {}, "cpu"),
+    ],
+)
+def test_resolve_without_cuda_buffers(requested: str, extra: dict, expected: str) -> None:
+    assert device.resolve(requested, _host_io(1, (3, 8, 8), extra)) == expected
+
+
+def test_gpu_requested_without_gpu_is_one_line_error() -> None:
+    if cuda.available():
+        assert device.resolve("gpu", _host_io(1, (3, 8, 8), {})) == "gpu"
+        return
+    with pytest.raises(RuntimeFailure, match="device: gpu needs a CUDA GPU"):
+        device.resolve("gpu", _host_io(1, (3, 8, 8), {}))
+
+
+@pytest.mark.gpu
+@skip_without_gpu
+class TestOnGpu:
+    def test_auto_picks_gpu_for_cuda_engine_buffers(self) -> None:
+        io = _host_io(1, (3, 8, 8), {"device_inputs": {"images": 1}})
+        assert device.resolve("auto", io) == "gpu"
+
+    def test_writes_engine_device_input_on_its_stream(self) -> None:
+        frames = _frames([(1920, 1080), (720, 1280)])
+        path = device.GpuStagePath((416, 416), 4, np.dtype(np.float16), "nchw", "rgb",
+                                   MEAN, STD, True, 114.0)
+        stream = cuda.Stream()
+        buf = cuda.DeviceBuffer(path.pre.item_bytes * 4)
+        io = _host_io(4, (3, 416, 416), {"device_inputs": {"images": buf.ptr}, "stream": stream})
+        transforms = path.run(frames, io, "images", slot=2)
+        host = np.empty((4, 3, 416, 416), np.float16)
+        cuda.memcpy_dtoh_async(host, buf.ptr, stream)
+        stream.synchronize()
+        for i, f in enumerate(frames):
+            ref = _cpu_reference(f, "bgr", (416, 416), True, "rgb", "nchw")
+            _assert_within_one_lsb(host[2 + i].astype(np.float64), ref, "float16")
+        assert transforms.shape == (2, 4)
+        path.close()
+
+    def test_host_engine_input_gets_a_copy(self) -> None:
+        frames = _frames([(1283, 721)])
+        path = device.GpuStagePath((320, 320), 2, np.dtype(np.float32), "nchw", "rgb",
+                                   MEAN, STD, True, 114.0)
+        io = _host_io(2, (3, 320, 320), {})
+        path.run(frames, io, "images", slot=1)
+        assert np.isnan(io.inputs["images"][0]).all()
+        ref = _cpu_reference(frames[0], "bgr", (320, 320), True, "rgb", "nchw")
+        _assert_within_one_lsb(io.inputs["images"][1].astype(np.float64), ref, "float32")
+        path.close()
