@@ -41,11 +41,12 @@ def resolve(requested: str, io: Any) -> str:
         return "cpu"
     on_cuda = engine_device_inputs(io) is not None
     if requested == "auto":
-        chosen = "gpu" if on_cuda and cuda.available() else "cpu"
-        log.info("preprocess device: auto -> %s", chosen)
+        chosen = "gpu" if on_cuda and cuda.available() and cuda.nvrtc_available() else "cpu"
+        log.info("preprocess device: auto -> %s%s", chosen,
+                 "" if chosen == "gpu" or not on_cuda else " (NVRTC unavailable)")
         return chosen
-    if not cuda.available():
-        raise RuntimeFailure("preprocess device: gpu needs a CUDA GPU and cuda-python "
+    if not cuda.available() or not cuda.nvrtc_available():
+        raise RuntimeFailure("preprocess device: gpu needs a CUDA GPU and cuda-python's NVRTC "
                              "(pip install 'edgert[trt]'); use device: cpu or auto")
     return "gpu"
 
