@@ -173,7 +173,7 @@ class PyCudaBackend:
         """PyCUDA unloads the module when the object is collected."""
 
     def module_function(self, module: Any, name: str) -> Any:
-        return self._call("Module.get_function(%s)" % name, module.get_function, name)
+        return self._call("cuModuleGetFunction(%s)" % name, module.get_function, name)
 
     def launch(self, func: Any, grid: Tuple[int, int, int], block: Tuple[int, int, int],
                shared_bytes: int, stream: Any, args: List[Any]) -> None:
