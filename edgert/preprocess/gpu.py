@@ -96,6 +96,8 @@ class GpuPreprocessor:
         self.dtype = np.dtype(dtype)
         self.layout = layout
         self.item_bytes = 3 * self.out_w * self.out_h * self.dtype.itemsize
+        self._closed = False
+        self._own_stream = stream is None
         self.stream = stream if stream is not None else cuda.Stream()
         self.mapped = cuda.is_integrated() if mapped is None else bool(mapped)
         stored = "bgr" if input_format in ("bgr", "nv12") else "rgb"
@@ -164,9 +166,18 @@ class GpuPreprocessor:
         return PreparedLaunch(self, list(frames), out_ptr + slot * self.item_bytes)
 
     def close(self) -> None:
+        """Wait for queued work, then free buffers, events and the stream edgert created."""
+        if self._closed:
+            return
+        self._closed = True
+        self.stream.synchronize()
         for buf in (self._desc_host, self._desc_dev, self._staging_host, self._staging_dev):
             if buf is not None:
                 buf.free()
+        for ev in self._events:
+            ev.close()
+        if self._own_stream:
+            self.stream.close()
 
     # -- internals --------------------------------------------------------------
     def _frame_shape(self, i: int, frame: np.ndarray) -> Tuple[int, int]:
@@ -202,12 +213,12 @@ class GpuPreprocessor:
         if self._staging_host is not None:
             log.warning("frames larger than max_frame_size: staging grows to %d bytes", need)
             self.stream.synchronize()
-            self.close_staging()
+            self._close_staging()
         self._staging_host = cuda.HostBuffer((RING, need), np.uint8, mapped=self.mapped)
         if not self.mapped:
             self._staging_dev = cuda.DeviceBuffer(need)
 
-    def close_staging(self) -> None:
+    def _close_staging(self) -> None:
         for buf in (self._staging_host, self._staging_dev):
             if buf is not None:
                 buf.free()

@@ -233,6 +233,7 @@ class TestOnGpu:
         with pytest.raises(UsageError, match=match):
             pre.run(frames, 0)
         pre.close()
+        pre.close()  # idempotent
 
 
 @pytest.mark.parametrize(
