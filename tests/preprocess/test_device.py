@@ -2,12 +2,14 @@
 writing into an engine's input (device pointer on the engine's stream, or host array)."""
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any, Dict
 
 import numpy as np
 import pytest
 
 from edgert import cuda
+from edgert.batch import Batch
 from edgert.engines.base import EngineIO
 from edgert.errors import RuntimeFailure
 from edgert.preprocess import device
@@ -40,9 +42,67 @@ def test_gpu_requested_without_gpu_is_one_line_error() -> None:
         device.resolve("gpu", _host_io(1, (3, 8, 8), {}))
 
 
+def _cfg(**kw: Any) -> SimpleNamespace:
+    base = dict(device="auto", size=[416, 416], channel_order="rgb", layout="nchw",
+                dtype="float32", scale=None, mean=list(MEAN), std=list(STD),
+                interpolation="linear", pad_value=114)
+    base.update(kw)
+    return SimpleNamespace(**base)
+
+
+def _batch(frames: list, io: Any = None) -> Batch:
+    n = len(frames)
+    b = Batch.of_frames(frames, [0] * n, list(range(n)), [0.0] * n, [0.0] * n)
+    if io is not None:
+        b.extras["engine_io"] = io
+        b.tensor = io.inputs["images"][:n]
+    return b
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [_cfg(device="cpu"), _cfg(dtype="uint8", mean=None, std=None), _cfg(interpolation="area"),
+     _cfg(device="auto")],
+)
+def test_stage_device_keeps_cpu_path(cfg: SimpleNamespace) -> None:
+    frames = [np.zeros((20, 30, 3), np.uint8)]
+    dev = device.StageDevice(cfg, letterbox=True, stage_name="pre")
+    assert dev.process(_batch(frames, _host_io(1, (3, 416, 416), {}))) is False
+    assert dev.chosen == "cpu"
+
+
+@pytest.mark.parametrize(
+    "cfg,match",
+    [(_cfg(device="gpu", dtype="uint8"), "dtype float32/float16, not uint8"),
+     (_cfg(device="gpu", interpolation="cubic"), "interpolation linear, not cubic")],
+)
+def test_stage_device_gpu_refuses_what_the_kernel_cannot_do(cfg: SimpleNamespace,
+                                                            match: str) -> None:
+    dev = device.StageDevice(cfg, letterbox=True, stage_name="pre")
+    with pytest.raises(RuntimeFailure, match="stage 'pre': device: gpu supports " + match):
+        dev.process(_batch([np.zeros((20, 30, 3), np.uint8)]))
+
+
 @pytest.mark.gpu
 @skip_without_gpu
 class TestOnGpu:
+    def test_stage_device_gpu_fills_batch_tensor(self) -> None:
+        frames = _frames([(1920, 1080), (1283, 721)])
+        cfg = _cfg(device="gpu", scale=1 / 255.0, mean=[m / 255 for m in MEAN],
+                   std=[s / 255 for s in STD])
+        dev = device.StageDevice(cfg, letterbox=True, stage_name="pre")
+        io = _host_io(4, (3, 416, 416), {})
+        batch = _batch(frames, io)
+        assert dev.process(batch) is True and dev.chosen == "gpu"
+        assert batch.transforms is not None and batch.transforms.dtype == np.float64
+        assert batch.tensor is not None and np.may_share_memory(batch.tensor, io.inputs["images"])
+        for i, f in enumerate(frames):
+            ref = _cpu_reference(f, "bgr", (416, 416), True, "rgb", "nchw")
+            _assert_within_one_lsb(batch.tensor[i].astype(np.float64), ref, "float32")
+        no_io = _batch(frames[:1])
+        assert dev.process(no_io) is True and no_io.tensor is not None
+        dev.close()
+
     def test_auto_picks_gpu_for_cuda_engine_buffers(self) -> None:
         io = _host_io(1, (3, 8, 8), {"device_inputs": {"images": 1}})
         assert device.resolve("auto", io) == "gpu"
@@ -54,7 +114,7 @@ class TestOnGpu:
         stream = cuda.Stream()
         buf = cuda.DeviceBuffer(path.pre.item_bytes * 4)
         io = _host_io(4, (3, 416, 416), {"device_inputs": {"images": buf.ptr}, "stream": stream})
-        transforms = path.run(frames, io, "images", slot=2)
+        transforms = path.run(frames, io, slot=2)
         host = np.empty((4, 3, 416, 416), np.float16)
         cuda.memcpy_dtoh_async(host, buf.ptr, stream)
         stream.synchronize()
@@ -69,7 +129,7 @@ class TestOnGpu:
         path = device.GpuStagePath((320, 320), 2, np.dtype(np.float32), "nchw", "rgb",
                                    MEAN, STD, True, 114.0)
         io = _host_io(2, (3, 320, 320), {})
-        path.run(frames, io, "images", slot=1)
+        path.run(frames, io, io.inputs["images"], slot=1)
         assert np.isnan(io.inputs["images"][0]).all()
         ref = _cpu_reference(frames[0], "bgr", (320, 320), True, "rgb", "nchw")
         _assert_within_one_lsb(io.inputs["images"][1].astype(np.float64), ref, "float32")
