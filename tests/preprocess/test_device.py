@@ -134,3 +134,35 @@ class TestOnGpu:
         ref = _cpu_reference(frames[0], "bgr", (320, 320), True, "rgb", "nchw")
         _assert_within_one_lsb(io.inputs["images"][1].astype(np.float64), ref, "float32")
         path.close()
+
+
+@pytest.mark.gpu
+@skip_without_gpu
+@pytest.mark.parametrize("kind", ["letterbox", "resize"])
+@pytest.mark.parametrize("dtype,layout", [("float32", "nchw"), ("float16", "nhwc")])
+def test_pipeline_stage_gpu_matches_its_cpu_path(kind: str, dtype: str, layout: str) -> None:
+    """The real ``letterbox``/``resize`` stages with ``device: gpu`` vs ``device: cpu`` on
+    street-video frames (and photos), the 1-LSB criterion applied to the stage outputs."""
+    pytest.importorskip("pydantic")
+    from edgert.preprocess.letterbox import Letterbox, LetterboxConfig, Resize, ResizeConfig
+    from edgert.stage import StageContext
+
+    stage_cls, cfg_cls = (Letterbox, LetterboxConfig) if kind == "letterbox" else \
+        (Resize, ResizeConfig)
+    frames = _frames([(1920, 1080), (1283, 721), (720, 1280)])
+    outs = {}
+    for dev in ("cpu", "gpu"):
+        cfg = cfg_cls(name="pre", kind=kind, size=[416, 320], dtype=dtype, layout=layout,
+                      scale=1 / 255.0, mean=[m / 255 for m in MEAN[::-1]],
+                      std=[s / 255 for s in STD[::-1]], device=dev)
+        stage = stage_cls(cfg, StageContext(pipeline=None))  # type: ignore[arg-type]
+        batch = stage.process(_batch(frames))
+        assert batch.tensor is not None and batch.transforms is not None
+        outs[dev] = (batch.tensor.astype(np.float64).copy(), batch.transforms.copy())
+        stage.stop()
+    np.testing.assert_allclose(outs["gpu"][1], outs["cpu"][1], rtol=1e-6)
+    lsb = 1.0 / min(STD)
+    diff = np.abs(outs["gpu"][0] - outs["cpu"][0])
+    # the CPU stage rounds to fp16 twice (multiply, then add): a few fp16 ulps of slack
+    tol = lsb + (8e-3 if dtype == "float16" else 1e-5)
+    assert diff.max() <= tol, "max diff %.4f > 1 LSB" % diff.max()
