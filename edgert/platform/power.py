@@ -174,7 +174,10 @@ class PowerController:
         mode = self.resolve_mode(req.nvpmodel, table, desc) if req.nvpmodel is not None else None
         store = str(power_state.clocks_store_path(kind, self.folder))
         plan = Plan(board=desc, assumed_board=assumed, backend=backend.name, mode=mode, notes=notes)
-        backend.fill_plan(plan, mode, req.jetson_clocks, store)
+        current = None
+        if mode is not None and self.is_jetson and isinstance(backend, CliBackend):
+            current = detect.query_power_mode(table)   # read-only: nvpmodel -q
+        backend.fill_plan(plan, mode, req.jetson_clocks, store, current)
         return plan
 
     # ---- applying -----------------------------------------------------------------

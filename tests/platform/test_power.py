@@ -90,7 +90,9 @@ def test_dry_run_session_runs_nothing(fake_orin: FakeJetson):
     with power_session(PowerConfig(nvpmodel="MAXN", jetson_clocks=True), dry_run=True,
                        controller=controller(fake_orin)) as notes:
         assert "nvpmodel -m 0   # MAXN" in notes and "jetson_clocks" in notes
-    assert fake_orin.calls() == []
+        assert "nvpmodel -m 2   # MODE_30W, the current mode" in notes
+    assert fake_orin.calls() == ["nvpmodel -q"]   # read-only
+    assert fake_orin.mode() == "2 MODE_30W"
 
 
 def test_already_in_the_mode_is_not_switched(fake_orin: FakeJetson):
