@@ -153,7 +153,8 @@ class PowerController:
             return Plan(board="discrete GPU %d" % req.gpu_index, assumed_board=False,
                         backend="nvidia-smi", record=[smi.query_cmd()],
                         apply=[smi.set_cmd(req.nvidia_smi_clocks)],
-                        restore=[smi.restore_cmd(None) + "   # or -ac <recorded clocks>"])
+                        restore=[smi.set_cmd("MEM,GRAPHICS") + "   # as printed by the "
+                                 "query above (-rac instead when it printed [N/A])"])
         notes: List[str] = []
         if self.is_jetson:
             desc, table, assumed = self.board_name(), self.mode_table(), False

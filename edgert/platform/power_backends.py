@@ -228,11 +228,6 @@ class SmiBackend:
     def set_cmd(self, clocks: str) -> str:
         return tools.quote(["nvidia-smi", "-i", str(self.index), "-ac", clocks])
 
-    def restore_cmd(self, previous: Optional[str]) -> str:
-        if previous:
-            return self.set_cmd(previous)
-        return tools.quote(["nvidia-smi", "-i", str(self.index), "-rac"])
-
     @staticmethod
     def parse_query(text: str) -> Optional[str]:
         """``877, 1380`` -> ``877,1380``; None for ``[N/A]`` or junk."""
