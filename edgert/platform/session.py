@@ -30,8 +30,13 @@ class PlatformSession:
     def summary(self) -> Dict[str, Any]:
         return self.sampler.summary()
 
-    def summary_line(self, fps: Optional[float] = None) -> str:
-        return format_summary(self.summary(), fps)
+    def summary_line(self, fps: Optional[float] = None) -> Optional[str]:
+        """The end-of-run line; None where there is nothing platform-specific to say
+        (no power mode, no readable power draw, no throttling: a laptop)."""
+        s = self.summary()
+        if not (s.get("power_mode") or s.get("mean_watts") or s.get("throttle_episodes")):
+            return None
+        return format_summary(s, fps)
 
 
 def current_mode_name(ctl: PowerController) -> Optional[str]:
