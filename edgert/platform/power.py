@@ -200,17 +200,17 @@ class PowerController:
         self.check_can_change(req)
         self.recover(kind)
         path = power_state.state_path(kind, self.folder)
-        if req.nvidia_smi_clocks:
-            smi = SmiBackend(req.gpu_index)
-            state = PowerState.new(kind, "nvidia-smi", "discrete GPU %d" % req.gpu_index)
-            return smi.apply(state, path, req.nvidia_smi_clocks)
-        backend = self.backend()
-        table = self.mode_table()
-        mode = (self.resolve_mode(req.nvpmodel, table, self.board_name())
-                if req.nvpmodel is not None else None)
-        state = PowerState.new(kind, backend.name, self.board_name())
-        store = power_state.clocks_store_path(kind, self.folder)
         try:
+            if req.nvidia_smi_clocks:
+                smi = SmiBackend(req.gpu_index)
+                state = PowerState.new(kind, "nvidia-smi", "discrete GPU %d" % req.gpu_index)
+                return smi.apply(state, path, req.nvidia_smi_clocks)
+            backend = self.backend()
+            table = self.mode_table()
+            mode = (self.resolve_mode(req.nvpmodel, table, self.board_name())
+                    if req.nvpmodel is not None else None)
+            state = PowerState.new(kind, backend.name, self.board_name())
+            store = power_state.clocks_store_path(kind, self.folder)
             return backend.apply(state, path, mode, req.jetson_clocks, store, table)
         except RuntimeFailure:
             self._undo_after_failure(path)
