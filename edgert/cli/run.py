@@ -37,12 +37,16 @@ def _positive(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edgert.platform.power import power_session
+    from edgert.platform.session import platform_session
     from edgert.runtime.executor import create_executor
 
     cfg = load_pipeline_from_args(args)
     executor = create_executor(cfg, args.executor, max_frames=args.max_frames)
-    with power_session(cfg.power):
+    # power: applied for the run and always restored; telemetry sampled into the same metrics
+    with platform_session(cfg.power, executor.metrics) as plat:
         report = executor.run()
     print(report.summary_line(), flush=True)
+    platform_line = plat.summary_line(report.fps)
+    if platform_line:
+        print(platform_line, flush=True)
     return 0

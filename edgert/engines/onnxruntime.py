@@ -52,6 +52,7 @@ def providers_for(ort: Any, device: str, precision: str, cache_dir: Path) -> Lis
     chosen: List[Any] = []
     if device != "cpu":
         if "TensorrtExecutionProvider" in available:
+            cache_dir.mkdir(parents=True, exist_ok=True)  # TRT EP engine cache
             chosen.append(("TensorrtExecutionProvider", {
                 "trt_fp16_enable": precision in ("fp16", "best"),
                 "trt_engine_cache_enable": True,
