@@ -1,0 +1,123 @@
+"""Real servers for I/O tests, started and stopped by the tests themselves.
+
+Everything listens on 127.0.0.1 at a free port.  When a server's program is
+missing, tests skip with the reason, except under ``CI=true`` where they fail:
+CI must install them (see ``.ci/run``).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+def need(ok: bool, what: str) -> None:
+    """Skip (or under CI=true, fail) when a required server/tool is missing."""
+    if ok:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail("CI=true but %s is missing; install it in .ci/run" % what)
+    pytest.skip("%s is missing" % what)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 10.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError("nothing listens on 127.0.0.1:%d after %.0f s" % (port, timeout))
+
+
+def wait_closed(port: int, timeout: float = 10.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) != 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError("127.0.0.1:%d still accepts after %.0f s" % (port, timeout))
+
+
+def rtsp_server_available() -> bool:
+    if not Path(SYSTEM_PYTHON).exists():
+        return False
+    probe = ("import gi; gi.require_version('GstRtspServer','1.0'); "
+             "from gi.repository import Gst, GstRtspServer; Gst.init(None); "
+             "import sys; sys.exit(0 if Gst.ElementFactory.find('x264enc') else 1)")
+    return subprocess.run([SYSTEM_PYTHON, "-c", probe], capture_output=True).returncode == 0
+
+
+class Server:
+    """One server process that can be killed and started again on the same port."""
+
+    def __init__(self, argv: List[str], port: int) -> None:
+        self.argv = argv
+        self.port = port
+        self.proc: Optional[subprocess.Popen] = None
+
+    def start(self) -> "Server":
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, start_new_session=True)
+        try:
+            wait_port(self.port)
+        except RuntimeError:
+            self.stop(signal.SIGKILL)
+            raise
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=10)
+        self.proc = None
+        wait_closed(self.port)
+
+    def __enter__(self) -> "Server":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop(signal.SIGKILL)
+
+
+def rtsp_server(port: int, size: str = "160x120", fps: int = 15) -> Server:
+    return Server([SYSTEM_PYTHON, str(HERE / "rtsp_server.py"), str(port), size, str(fps)], port)
+
+
+def mosquitto_path() -> Optional[str]:
+    for p in ("/usr/sbin/mosquitto", "/usr/bin/mosquitto"):
+        if os.access(p, os.X_OK):
+            return p
+    return None
+
+
+def mosquitto(port: int, folder: Path) -> Server:
+    """Mosquitto on 127.0.0.1:port with persistence in ``folder``.
+
+    Persistence keeps a persistent subscriber's queued QoS 1 messages across
+    a broker restart (saved on SIGTERM), so a test can count deliveries.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    conf = folder / "mosquitto.conf"
+    conf.write_text(
+        "listener %d 127.0.0.1\nallow_anonymous true\npersistence true\n"
+        "persistence_location %s/\nmax_queued_messages 100000\nlog_dest none\n"
+        % (port, folder))
+    return Server([str(mosquitto_path()), "-c", str(conf)], port)
+

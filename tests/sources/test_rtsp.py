@@ -1,0 +1,145 @@
+"""rtsp:// against a real RTSP server (gst-rtsp-server), killed and restarted mid-stream."""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import List
+
+import pytest
+
+from edgert.errors import RuntimeFailure
+from edgert.runtime.metrics import Metrics
+from edgert.sources.base import SOURCES
+from edgert.sources.rtsp import RtspConfig, RtspSource
+from tests.servers import free_port, need, rtsp_server, rtsp_server_available
+
+pytest.importorskip("cv2")
+
+
+@pytest.fixture(scope="module")
+def rtsp_ok() -> None:
+    need(rtsp_server_available(), "GStreamer RTSP server (/usr/bin/python3 with python3-gi, "
+         "gir1.2-gst-rtsp-server-1.0, gstreamer1.0-plugins-ugly)")
+
+
+def make_source(port: int, **kw: object) -> RtspSource:
+    opts = dict(name="cam", uri="rtsp://127.0.0.1:%d/test" % port, open_timeout_s=3,
+                read_timeout_s=2, reconnect_initial_s=0.2, reconnect_max_s=1.0)
+    opts.update(kw)
+    return RtspSource(RtspConfig(**opts), Path("."))
+
+
+def read_n(src: RtspSource, n: int) -> List[int]:
+    out = []
+    for _ in range(n):
+        frame = src.read()
+        assert frame is not None
+        assert frame.image.shape == (120, 160, 3)
+        out.append(frame.index)
+    return out
+
+
+def test_registered_schemes() -> None:
+    assert SOURCES.get("rtsp") is RtspSource and SOURCES.get("rtsps") is RtspSource
+
+
+def test_reconnects_after_server_killed_and_restarted(rtsp_ok: None, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="edgert.sources.live")
+    port = free_port()
+    server = rtsp_server(port).start()
+    metrics = Metrics()
+    src = make_source(port)
+    src.bind_metrics(metrics)
+    try:
+        src.open()
+        before = read_n(src, 10)
+        server.stop(signal.SIGKILL)  # the camera vanishes mid-stream
+        restart = threading.Timer(2.0, server.start)
+        restart.start()
+        after = []  # frames FFmpeg had buffered, the outage (blocks), the new connection
+        while src.stats()["reconnects"] == 0 and len(after) < 500:
+            after += read_n(src, 1)
+        after += read_n(src, 10)
+        restart.join()
+    finally:
+        src.close()
+        server.stop(signal.SIGKILL)
+    indices = before + after
+    assert indices == list(range(len(indices))), "frame numbers continue across the reconnect"
+    stats = src.stats()
+    assert stats["reconnects"] == 1 and stats["outages"] == 1
+    assert stats["frames_lost"] >= 1  # ~2 s at 15 fps were never read
+    snap = metrics.snapshot()
+    assert snap.counter("edgert_source_reconnects_total", source="cam") == 1
+    assert snap.counter("edgert_source_frames_lost_total", source="cam") == stats["frames_lost"]
+    assert snap.gauge("edgert_source_up", source="cam") == 0.0  # closed
+    msgs = [r.getMessage() for r in caplog.records]
+    assert sum("stream lost" in m for m in msgs) == 1, msgs  # one line per state change
+    assert sum("stream up again" in m for m in msgs) == 1, msgs
+
+
+def test_gives_up_after_limit(rtsp_ok: None) -> None:
+    port = free_port()
+    src = make_source(port, give_up_after_s=1.0)
+    with rtsp_server(port) as server:
+        src.open()
+        read_n(src, 3)
+        server.stop(signal.SIGKILL)
+        while src.read() is not None:  # buffered frames, then the outage
+            pass
+    src.close()
+    assert src.stats()["up"] is False
+
+
+def test_waits_for_a_camera_that_is_not_up_yet(rtsp_ok: None) -> None:
+    port = free_port()
+    src = make_source(port, wait_for_first_open=True, open_timeout_s=1)
+    server = rtsp_server(port)
+    src.open()  # nothing listens yet: no error
+    timer = threading.Timer(1.0, server.start)
+    timer.start()
+    try:
+        assert read_n(src, 3) == [0, 1, 2]
+        assert src.stats()["reconnects"] == 0  # the first connection is not a reconnect
+    finally:
+        timer.join()
+        src.close()
+        server.stop(signal.SIGKILL)
+
+
+def test_unreachable_camera_is_one_line_error_without_password() -> None:
+    port = free_port()
+    src = RtspSource(RtspConfig(name="gate", uri="rtsp://admin:secret@127.0.0.1:%d/s" % port,
+                                open_timeout_s=1), Path("."))
+    with pytest.raises(RuntimeFailure) as err:
+        src.open()
+    msg = str(err.value)
+    assert msg == "source 'gate': cannot open rtsp://admin:***@127.0.0.1:%d/s" % port
+    assert "secret" not in msg and "\n" not in msg
+
+
+@pytest.mark.parametrize("kw, fragment", [
+    ({"transport": "http"}, "not an RTSP transport"),
+    ({"reconnect_initial_s": 5, "reconnect_max_s": 1}, "reconnect_max_s"),
+    ({"open_timeout_s": 0}, "greater than 0"),
+])
+def test_config_errors(kw: dict, fragment: str) -> None:
+    with pytest.raises(ValueError, match=fragment):
+        RtspConfig(name="c", uri="rtsp://h/s", **kw)
+
+
+def test_close_from_another_thread_unblocks_reconnect(rtsp_ok: None) -> None:
+    port = free_port()
+    src = make_source(port, reconnect_initial_s=5.0, reconnect_max_s=5.0)
+    with rtsp_server(port) as server:
+        src.open()
+        read_n(src, 2)
+        server.stop(signal.SIGKILL)
+        threading.Timer(0.5, src.close).start()
+        t0 = time.monotonic()
+        while src.read() is not None:
+            pass
+    assert time.monotonic() - t0 < 60  # returned at all (no hang): the backoff wait was cut
