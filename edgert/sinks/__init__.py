@@ -2,3 +2,4 @@
 
 Importing this package registers the built-in sinks.
 """
+from edgert.sinks import mqtt  # noqa: F401,E402

@@ -6,6 +6,7 @@ CI must install them (see ``.ci/run``).
 """
 from __future__ import annotations
 
+import getpass
 import os
 import signal
 import socket
@@ -118,6 +119,7 @@ def mosquitto(port: int, folder: Path) -> Server:
     conf.write_text(
         "listener %d 127.0.0.1\nallow_anonymous true\npersistence true\n"
         "persistence_location %s/\nmax_queued_messages 100000\nlog_dest none\n"
-        % (port, folder))
+        "user %s\n"  # as root mosquitto would switch to 'mosquitto', who cannot write here
+        % (port, folder, getpass.getuser()))
     return Server([str(mosquitto_path()), "-c", str(conf)], port)
 
