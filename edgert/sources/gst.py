@@ -121,6 +121,8 @@ class GstSource(LiveSource):
         if reader is None:
             return None
         image = reader.read()
+        if self._fps is None:
+            self._note_fps(reader.fps)  # PyGObject learns it from the first sample's caps
         if image is None and reader.eos:
             self._ended = True
         return image
