@@ -17,12 +17,12 @@ Anywhere but a Jetson with JetPack's GStreamer this is a one-line error.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import ClassVar, Optional, Type
 
 from pydantic import Field, field_validator
 
 from edgert.errors import RuntimeFailure
-from edgert.sources.base import SOURCES, split_uri
+from edgert.sources.base import SOURCES, SourceConfig, split_uri
 from edgert.sources.gst import GstConfig, GstSource
 
 CSI_NEEDS = ("csi:// needs a Jetson with JetPack's GStreamer (nvarguscamerasrc); "
@@ -65,7 +65,7 @@ def csi_pipeline(cfg: CsiConfig) -> str:
 
 @SOURCES.register("csi")
 class CsiSource(GstSource):
-    Config = CsiConfig
+    Config: ClassVar[Type[SourceConfig]] = CsiConfig
 
     def pipeline(self) -> str:
         return csi_pipeline(self.config)  # type: ignore[arg-type]

@@ -18,15 +18,16 @@ and stalls go through the reconnect policy like any camera.
 """
 from __future__ import annotations
 
+import importlib
 import re
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional, Type
 
 import numpy as np
 from pydantic import Field, field_validator
 
 from edgert._lazy import available
 from edgert.errors import MissingDependency, RuntimeFailure
-from edgert.sources.base import SOURCES, split_uri
+from edgert.sources.base import SOURCES, SourceConfig, split_uri
 from edgert.sources.live import LiveSource, LiveSourceConfig
 
 APPSINK_TAIL = "videoconvert ! video/x-raw,format=BGR ! appsink drop=1 max-buffers=%d"
@@ -70,13 +71,18 @@ def opencv_has_gstreamer() -> bool:
     return bool(parse_gstreamer(cv2.getBuildInformation()))
 
 
+def _gi_gst() -> Any:
+    """PyGObject's Gst module (with GstApp loaded), imported by name: no stubs exist."""
+    gi = importlib.import_module("gi")
+    gi.require_version("Gst", "1.0")
+    gi.require_version("GstApp", "1.0")
+    importlib.import_module("gi.repository.GstApp")
+    return importlib.import_module("gi.repository.Gst")
+
+
 def gi_has_gstreamer() -> bool:
     try:
-        import gi
-
-        gi.require_version("Gst", "1.0")
-        gi.require_version("GstApp", "1.0")
-        from gi.repository import Gst, GstApp  # noqa: F401
+        _gi_gst()
     except (ImportError, ValueError):
         return False
     return True
@@ -86,7 +92,7 @@ def gi_has_gstreamer() -> bool:
 class GstSource(LiveSource):
     """A GStreamer pipeline read through OpenCV or PyGObject."""
 
-    Config = GstConfig
+    Config: ClassVar[Type[SourceConfig]] = GstConfig
 
     def __init__(self, config: Any, base_dir: Any) -> None:
         super().__init__(config, base_dir)
@@ -155,12 +161,7 @@ class _GiAppsink:
     """Pull BGR frames from the pipeline's appsink with PyGObject."""
 
     def __init__(self, pipeline: str, read_timeout_s: float) -> None:
-        import gi
-
-        gi.require_version("Gst", "1.0")
-        gi.require_version("GstApp", "1.0")
-        from gi.repository import Gst
-
+        Gst = _gi_gst()
         Gst.init(None)
         self._gst = Gst
         self._timeout_ns = int(read_timeout_s * 1e9)

@@ -23,7 +23,7 @@ import random
 import threading
 import time
 from abc import abstractmethod
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, ClassVar, Dict, Optional, Tuple, Type
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -73,7 +73,7 @@ def backoff_delays(initial: float, maximum: float, jitter: float,
 class LiveSource(Source):
     """A camera stream that reconnects; subclasses open/read/release one capture."""
 
-    Config = LiveSourceConfig
+    Config: ClassVar[Type[SourceConfig]] = LiveSourceConfig
     live = True
 
     def __init__(self, config: SourceConfig, base_dir: Any) -> None:

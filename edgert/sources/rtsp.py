@@ -17,11 +17,11 @@ YAML::
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Tuple
+from typing import Any, ClassVar, Dict, Tuple, Type
 
 from pydantic import Field, field_validator
 
-from edgert.sources.base import SOURCES
+from edgert.sources.base import SOURCES, SourceConfig
 from edgert.sources.live import LiveSourceConfig, OpenCVSource
 
 
@@ -46,7 +46,7 @@ class RtspConfig(LiveSourceConfig):
 @SOURCES.register("rtsp")
 @SOURCES.register("rtsps")
 class RtspSource(OpenCVSource):
-    Config = RtspConfig
+    Config: ClassVar[Type[SourceConfig]] = RtspConfig
 
     def _capture_args(self, cv2: Any) -> Tuple[Any, int, Tuple[int, ...], Dict[str, str]]:
         cfg: RtspConfig = self.config  # type: ignore[assignment]

@@ -16,12 +16,12 @@ under the same name; use a ``/dev/v4l/by-id/...`` path to be sure).
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, ClassVar, Dict, Optional, Tuple, Type
 
 from pydantic import Field, field_validator
 
 from edgert.errors import RuntimeFailure
-from edgert.sources.base import SOURCES, split_uri
+from edgert.sources.base import SOURCES, SourceConfig, split_uri
 from edgert.sources.live import LiveSourceConfig, OpenCVSource, log
 
 
@@ -53,7 +53,7 @@ class V4l2Config(LiveSourceConfig):
 
 @SOURCES.register("v4l2")
 class V4l2Source(OpenCVSource):
-    Config = V4l2Config
+    Config: ClassVar[Type[SourceConfig]] = V4l2Config
 
     @property
     def device(self) -> str:

@@ -11,8 +11,12 @@ import pytest
 from edgert.config.schema import PipelineConfig, RuntimeConfig
 from edgert.errors import RuntimeFailure
 from edgert.runtime.metrics import Metrics
-from edgert.sinks.metrics import MetricsExporter, MetricsSink, MetricsSinkConfig, \
-    runtime_exporter_port
+from edgert.sinks.metrics import (
+    MetricsExporter,
+    MetricsSink,
+    MetricsSinkConfig,
+    runtime_exporter_port,
+)
 from edgert.sources.base import SourceConfig
 from edgert.stage import SinkConfig, StageContext
 from tests.sinks.helpers import make_batch

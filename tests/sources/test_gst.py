@@ -71,5 +71,6 @@ def test_bad_pipeline_is_one_line(system_gi: None) -> None:
 def test_without_gstreamer_names_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(gst, "opencv_has_gstreamer", lambda: False)
     monkeypatch.setattr(gst, "gi_has_gstreamer", lambda: False)
-    with pytest.raises(MissingDependency, match=r"^source 'g': gst:// needs GStreamer: .*python3-gi"):
+    msg = r"^source 'g': gst:// needs GStreamer: .*python3-gi"
+    with pytest.raises(MissingDependency, match=msg):
         GstSource(GstConfig(name="g", uri="gst://videotestsrc"), Path(".")).open()
