@@ -297,6 +297,7 @@ class OpenCVSource(LiveSource):
         from edgert._lazy import require
 
         cv2 = require("cv2", "camera sources")
+        _quiet_native_logs(cv2)
         target, api, params, env = self._capture_args(cv2)
         cap = _new_capture(cv2, target, api, params, env)
         if not cap.isOpened():
@@ -326,6 +327,22 @@ class OpenCVSource(LiveSource):
                 cap.release()
             except Exception:  # noqa: BLE001 - releasing a dead stream must not fail close()
                 pass
+
+
+def _quiet_native_logs(cv2: Any) -> None:
+    """Silence OpenCV's and FFmpeg's own stderr lines unless the user set their levels.
+
+    Every failed reconnect attempt would otherwise print two native warning
+    lines; edgert logs each state change once instead.  ``OPENCV_LOG_LEVEL=WARNING``
+    and ``OPENCV_FFMPEG_LOGLEVEL=24`` bring them back for debugging.
+    """
+    import os
+
+    if "OPENCV_FFMPEG_LOGLEVEL" not in os.environ:
+        os.environ["OPENCV_FFMPEG_LOGLEVEL"] = "-8"  # AV_LOG_QUIET
+    logging_mod = getattr(getattr(cv2, "utils", None), "logging", None)
+    if "OPENCV_LOG_LEVEL" not in os.environ and logging_mod is not None:
+        logging_mod.setLogLevel(logging_mod.LOG_LEVEL_ERROR)
 
 
 def _new_capture(cv2: Any, target: Any, api: int, params: Tuple[int, ...],
