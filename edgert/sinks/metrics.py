@@ -10,8 +10,7 @@ Two ways to turn it on:
 * ``runtime: {metrics_port: 9108}``: the runtime starts a
   :class:`MetricsExporter` (see :func:`runtime_exporter_port`);
 * ``sinks: [{kind: metrics, input: det, port: 9108}]``: the same exporter
-  as a sink, which also counts detections per source and label
-  (``edgert_detections_total{source,label}``).
+  as a sink, with its own port/host options (the runtime then starts none).
 
 Every metric the runtime, sources, sinks and platform telemetry write is
 served: per-stream fps, frames in/out/dropped, source up/down, reconnects,
@@ -24,7 +23,8 @@ import logging
 import re
 import socketserver
 import threading
-from typing import TYPE_CHECKING, Any, Dict, Iterator, Optional
+from contextlib import ExitStack
+from typing import TYPE_CHECKING, Any, Iterator, Optional
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from pydantic import Field
@@ -151,6 +151,19 @@ def runtime_exporter_port(pipeline: "PipelineConfig") -> Optional[int]:
     return pipeline.runtime.metrics_port
 
 
+def serve_metrics(graph: Any, pipeline: "PipelineConfig", metrics: Metrics,
+                  stack: ExitStack) -> None:
+    """What an executor does before opening the graph: hand ``metrics`` to every
+    source and sink (:meth:`Source.bind_metrics`) and start the exporter on
+    ``runtime.metrics_port``; ``stack`` stops it."""
+    for part in list(graph.sources) + list(graph.sinks):
+        part.bind_metrics(metrics)
+    port = runtime_exporter_port(pipeline)
+    if port is not None:
+        exporter = MetricsExporter(metrics, port).start()
+        stack.callback(exporter.stop)
+
+
 class MetricsSinkConfig(SinkConfig):
     port: Optional[int] = Field(None, ge=0, le=65535)
     """Port to serve on (default: ``runtime.metrics_port``, else 9108)."""
@@ -162,7 +175,7 @@ class MetricsSinkConfig(SinkConfig):
 
 @SINKS.register("metrics")
 class MetricsSink(Sink):
-    """Serves the run's Metrics and counts detections per source and label."""
+    """Serves the run's Metrics over HTTP for as long as the pipeline runs."""
 
     Config = MetricsSinkConfig
 
@@ -177,20 +190,12 @@ class MetricsSink(Sink):
         port = self.cfg.port
         if port is None:
             port = self.context.pipeline.runtime.metrics_port or DEFAULT_PORT
-        self.metrics.describe("edgert_detections_total", "Detections per source and label")
         self.exporter = MetricsExporter(self.metrics, port, self.cfg.host,
                                         self.cfg.process_metrics).start()
 
     def write(self, batch: Batch) -> None:
-        dets = batch.detections
-        if dets is None or not len(dets) or self.metrics is None:
-            return
-        counts: Dict[Any, int] = {}
-        for b, c in zip(dets.batch_index.tolist(), dets.class_id.tolist()):
-            key = (batch.source_name(int(b)), batch.label(int(c)))
-            counts[key] = counts.get(key, 0) + 1
-        for (source, label), n in counts.items():
-            self.metrics.inc("edgert_detections_total", float(n), source=source, label=label)
+        """Nothing per batch: the executor already counts frames and detections
+        into the Metrics this sink serves."""
 
     def stop(self) -> None:
         if self.exporter is not None:
