@@ -1,5 +1,8 @@
 """``kind: mqtt``: one JSON message per frame to an MQTT broker (paho-mqtt).
 
+Each message is the frame's jsonl line (:func:`edgert.sinks.jsonl.frame_records`),
+so consumers parse files and messages alike.
+
 Built for brokers that restart and networks that drop:
 
 * ``write()`` never blocks inference: it serialises the frame's record and
@@ -39,7 +42,7 @@ from typing import Any, Deque, Dict, Optional, Set, Tuple
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from edgert.batch import Batch
-from edgert.sinks.records import frame_records
+from edgert.sinks.jsonl import frame_records
 from edgert.sources.live import backoff_delays
 from edgert.stage import SINKS, Sink, SinkConfig, StageContext
 
@@ -162,7 +165,8 @@ class MqttSink(Sink):
     def write(self, batch: Batch) -> None:
         msgs = [(self.cfg.topic.format(source=r["source"]),
                  json.dumps(r, separators=(",", ":")).encode())
-                for r in frame_records(batch, self.cfg.only_detections)]
+                for r in frame_records(batch)
+                if r["detections"] or not self.cfg.only_detections]
         if not msgs:
             return
         dropped = 0

@@ -38,5 +38,5 @@ def expected_record(frame: int, source: int = 0) -> Dict[str, Any]:
         {"label": LABELS[k % len(LABELS)], "class_id": k % len(LABELS), "score": 0.5,
          "box": [float(frame), 2.0 * k, frame + 10.0, 2.0 * k + 5]}
         for k in range(boxes_for(frame))]
-    return {"source": SOURCES[source], "frame": frame, "pts": round(frame / 25.0, 6),
+    return {"source": SOURCES[source], "frame": frame, "pts": round(frame / 25.0, 4),
             "detections": dets}
