@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import time
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -44,6 +46,16 @@ class VideoSinkConfig(SinkConfig):
     """Box line width in pixels."""
     labels: bool = True
     """Draw ``label score`` above each box."""
+    segment_s: Optional[float] = Field(None, gt=0)
+    """Close the file after this many seconds of video and start the next:
+    ``out/cam.1.mp4``, ``out/cam.2.mp4`` ...  Closed segments are complete
+    files, whatever happens to the run later."""
+    segment_mb: Optional[float] = Field(None, gt=0)
+    """Close the file once it reaches this many megabytes and start the next."""
+    fragmented: bool = True
+    """H.264 through PyAV: write fragmented MP4 (a fragment per second), so
+    the file being written still plays up to its last fragment after a
+    kill -9 or power cut (it is kept as ``<name>.interrupted-<time>.mp4``)."""
 
     @field_validator("codec")
     @classmethod
@@ -88,12 +100,16 @@ def annotate(cv2: Any, image: np.ndarray, batch: Batch, i: int, cfg: VideoSinkCo
 class _Writer:
     """One output file: PyAV H.264 or OpenCV, opened lazily at the first frame."""
 
-    def __init__(self, final: Path, codec: str, fps: float, size: Tuple[int, int]) -> None:
+    def __init__(self, final: Path, codec: str, fps: float, size: Tuple[int, int],
+                 fragmented: bool = False) -> None:
         self.final = final
         self.tmp = partial_path(final)
         self.frames = 0
+        self.fps = fps
         final.parent.mkdir(parents=True, exist_ok=True)
+        keep_interrupted(self.tmp, final)
         w, h = size
+        self.size = size
         if codec == "auto":
             codec = "h264" if available("av") and w % 2 == 0 and h % 2 == 0 else "mp4v"
         self.codec = codec
@@ -101,10 +117,14 @@ class _Writer:
         self._cv: Any = None
         if codec == "h264":
             av = require("av", "H.264 output (codec: h264)")
-            self._av = av.open(str(self.tmp), mode="w", format="mp4")
+            opts = {"movflags": "frag_keyframe+empty_moov+default_base_moof",
+                    "flush_packets": "1"} if fragmented else {}  # bytes reach the OS at once
+            self._av = av.open(str(self.tmp), mode="w", format="mp4", options=opts)
             self._stream = self._av.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
             self._stream.width, self._stream.height, self._stream.pix_fmt = w, h, "yuv420p"
             self._stream.options = {"crf": "23", "preset": "veryfast"}
+            if fragmented:  # a keyframe, hence a fragment, every second
+                self._stream.codec_context.gop_size = max(1, int(round(fps)))
             self._mod = av
         else:
             cv2 = require("cv2", "video output")
@@ -124,6 +144,17 @@ class _Writer:
             self._cv.write(image)
         self.frames += 1
 
+    def full(self, segment_s: Optional[float], segment_mb: Optional[float]) -> bool:
+        """Whether this segment reached its duration or size."""
+        if segment_s and self.frames >= segment_s * self.fps:
+            return True
+        if segment_mb:
+            try:
+                return self.tmp.stat().st_size >= segment_mb * 1e6
+            except OSError:
+                return False
+        return False
+
     def close(self) -> None:
         """Finish the file and move it into place (atomic rename)."""
         if self._av is not None:
@@ -141,6 +172,34 @@ class _Writer:
         log.info("video: %s done, %d frames", self.final, self.frames)
 
 
+def keep_interrupted(tmp: Path, final: Path) -> None:
+    """Keep what a killed run left in ``tmp`` under a visible name instead of overwriting it.
+
+    With ``fragmented: true`` that file plays up to its last fragment.
+    """
+    try:
+        mtime = tmp.stat().st_mtime
+    except OSError:
+        return
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.localtime(mtime))
+    kept = final.with_name("%s.interrupted-%s%s" % (final.stem, stamp, final.suffix))
+    os.replace(tmp, kept)
+    fsync_dir(final.parent)
+    log.warning("video: kept %s from an interrupted run as %s", tmp.name, kept.name)
+
+
+def segment_path(final: Path, index: int) -> Path:
+    """``out/cam.mp4`` -> ``out/cam.<index>.mp4``."""
+    return final.with_name("%s.%d%s" % (final.stem, index, final.suffix))
+
+
+def first_free_segment(final: Path) -> int:
+    pat = re.compile(re.escape(final.stem) + r"\.(\d+)" + re.escape(final.suffix) + "$")
+    used = [int(m.group(1)) for m in (pat.match(p.name) for p in final.parent.iterdir()) if m] \
+        if final.parent.is_dir() else []
+    return max(used, default=0) + 1
+
+
 @SINKS.register("video")
 class VideoSink(Sink):
     Config = VideoSinkConfig
@@ -156,6 +215,7 @@ class VideoSink(Sink):
     def __init__(self, config: SinkConfig, context: Any) -> None:
         super().__init__(config, context)
         self._writers: Dict[str, _Writer] = {}
+        self._rates: Dict[str, Tuple[float, Tuple[int, int]]] = {}  # for the next segment
         self._pending: Dict[str, List[Tuple[float, np.ndarray]]] = {}
         self._cv2: Any = None
 
@@ -169,8 +229,13 @@ class VideoSink(Sink):
             name = batch.source_name(i)
             image = annotate(self._cv2, batch.frames[i], batch, i, self.config)  # type: ignore[arg-type]
             writer = self._writers.get(name)
+            if writer is None and name in self._rates:  # the next segment, at its first frame
+                writer = self._new_writer(name, *self._rates[name])
             if writer is not None:
                 writer.write(image)
+                if writer.full(self.config.segment_s,  # type: ignore[attr-defined]
+                               self.config.segment_mb):  # type: ignore[attr-defined]
+                    self._next_segment(name, writer)
                 continue
             pending = self._pending.setdefault(name, [])
             pending.append((float(batch.pts[i]), image))
@@ -187,11 +252,25 @@ class VideoSink(Sink):
             gap = pending[1][0] - pending[0][0] if len(pending) > 1 else 0.0
             fps = 1.0 / gap if gap > 1e-4 else 30.0
         h, w = pending[0][1].shape[:2]
-        writer = _Writer(output_path(self.config.path, name), self.config.codec,  # type: ignore[attr-defined]
-                         float(fps), (w, h))
-        self._writers[name] = writer
+        writer = self._new_writer(name, float(fps), (w, h))
         for _, image in pending:
             writer.write(image)
+
+    def _new_writer(self, name: str, fps: float, size: Tuple[int, int]) -> _Writer:
+        cfg: VideoSinkConfig = self.config  # type: ignore[assignment]
+        final = output_path(cfg.path, name)
+        if cfg.segment_s or cfg.segment_mb:
+            final = segment_path(final, first_free_segment(final))
+        writer = _Writer(final, cfg.codec, fps, size, cfg.fragmented)
+        self._writers[name] = writer
+        return writer
+
+    def _next_segment(self, name: str, writer: _Writer) -> None:
+        """Close the full segment (complete, renamed into place); the next opens at the
+        stream's next frame, so a stream that ends leaves no empty file."""
+        del self._writers[name]
+        self._rates[name] = (writer.fps, writer.size)
+        writer.close()
 
     def stop(self) -> None:
         for name in list(self._pending):
