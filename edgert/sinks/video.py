@@ -26,6 +26,7 @@ from edgert.config.schema import PipelineConfig
 from edgert.errors import ConfigError, RuntimeFailure
 from edgert.fsutil import fsync_dir
 from edgert.sinks.paths import check_template, output_path, partial_path
+from edgert.sinks.queued import Worker
 from edgert.stage import SINKS, Sink, SinkConfig
 
 log = logging.getLogger("edgert.sinks.video")
@@ -52,6 +53,10 @@ class VideoSinkConfig(SinkConfig):
     files, whatever happens to the run later."""
     segment_mb: Optional[float] = Field(None, gt=0)
     """Close the file once it reaches this many megabytes and start the next."""
+    queue_frames: int = Field(64, ge=0)
+    """Frames waiting for the encoder; when full, frames are dropped from the
+    video (counted in ``edgert_sink_dropped_total``) instead of stalling
+    inference.  ``0`` encodes inline and fails the run on an encoder error."""
     fragmented: bool = True
     """H.264 through PyAV: write fragmented MP4 (a fragment per second), so
     the file being written still plays up to its last fragment after a
@@ -218,9 +223,13 @@ class VideoSink(Sink):
         self._rates: Dict[str, Tuple[float, Tuple[int, int]]] = {}  # for the next segment
         self._pending: Dict[str, List[Tuple[float, np.ndarray]]] = {}
         self._cv2: Any = None
+        self._worker: Optional[Worker] = None
 
     def start(self) -> None:
         self._cv2 = require("cv2", "drawing on video frames")
+        depth = self.config.queue_frames  # type: ignore[attr-defined]
+        if depth and self._worker is None:
+            self._worker = Worker(self.name, depth, self.metrics)
 
     def write(self, batch: Batch) -> None:
         if self._cv2 is None:
@@ -228,19 +237,27 @@ class VideoSink(Sink):
         for i in range(len(batch)):
             name = batch.source_name(i)
             image = annotate(self._cv2, batch.frames[i], batch, i, self.config)  # type: ignore[arg-type]
-            writer = self._writers.get(name)
-            if writer is None and name in self._rates:  # the next segment, at its first frame
-                writer = self._new_writer(name, *self._rates[name])
-            if writer is not None:
-                writer.write(image)
-                if writer.full(self.config.segment_s,  # type: ignore[attr-defined]
-                               self.config.segment_mb):  # type: ignore[attr-defined]
-                    self._next_segment(name, writer)
-                continue
-            pending = self._pending.setdefault(name, [])
-            pending.append((float(batch.pts[i]), image))
-            if len(pending) >= 2 or self.config.fps:  # type: ignore[attr-defined]
-                self._open(name)
+            pts = float(batch.pts[i])
+            if self._worker is not None:  # annotate() copied the frame: safe to queue
+                self._worker.submit(lambda n=name, p=pts, im=image: self._encode(n, p, im))
+            else:
+                self._encode(name, pts, image)
+
+    def _encode(self, name: str, pts: float, image: np.ndarray) -> None:
+        """Add one annotated frame to its stream's file (the worker thread, if queued)."""
+        writer = self._writers.get(name)
+        if writer is None and name in self._rates:  # the next segment, at its first frame
+            writer = self._new_writer(name, *self._rates[name])
+        if writer is not None:
+            writer.write(image)
+            if writer.full(self.config.segment_s,  # type: ignore[attr-defined]
+                           self.config.segment_mb):  # type: ignore[attr-defined]
+                self._next_segment(name, writer)
+            return
+        pending = self._pending.setdefault(name, [])
+        pending.append((pts, image))
+        if len(pending) >= 2 or self.config.fps:  # type: ignore[attr-defined]
+            self._open(name)
 
     def _open(self, name: str) -> None:
         """Start the file once the rate is known (from two frames' pts, or ``fps:``)."""
@@ -273,6 +290,9 @@ class VideoSink(Sink):
         writer.close()
 
     def stop(self) -> None:
+        if self._worker is not None:  # encode what is queued, then finish the files
+            self._worker.close()
+            self._worker = None
         for name in list(self._pending):
             self._open(name)
         errors = []
@@ -286,4 +306,8 @@ class VideoSink(Sink):
             raise RuntimeFailure("video sink: could not finish %s" % errors[0])
 
     def stats(self) -> Dict[str, Any]:
-        return {"files": {str(w.final): w.frames for w in self._writers.values()}}
+        writers = list(self._writers.values())  # the encoder thread may be adding one
+        out: Dict[str, Any] = {"files": {str(w.final): w.frames for w in writers}}
+        if self._worker is not None:
+            out["dropped"] = self._worker.dropped
+        return out

@@ -136,3 +136,27 @@ def test_segments_rotate_by_duration_and_interrupted_partial_is_kept(tmp_path: P
     assert not final.exists() and not leftover.exists()
     counts = [count_frames(tmp_path / n) for n in ("cam.1.mp4", "cam.2.mp4", "cam.3.mp4")]
     assert counts == [10, 10, 5]
+
+
+def test_failing_encoder_drops_frames_without_stopping_the_pipeline(tmp_path: Path,
+                                                                   caplog) -> None:
+    import logging
+
+    from edgert.runtime.metrics import Metrics
+
+    caplog.set_level(logging.ERROR, logger="edgert.sinks.queued")
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")  # the output folder cannot be created
+    cfg = VideoSinkConfig(kind="video", input="sources", path=str(blocker / "{source}.mp4"),
+                          fps=10, codec="mp4v", queue_frames=8)
+    sink = VideoSink(cfg, None)
+    metrics = Metrics()
+    sink.bind_metrics(metrics)
+    sink.start()
+    for f in range(5):
+        sink.write(Batch.of_frames([np.zeros((48, 64, 3), np.uint8)], [0], [f], [f / 10.0],
+                                   [0.0], ["cam"]))  # never raises
+    sink.stop()
+    assert metrics.snapshot().counter("edgert_sink_dropped_total", sink="video") == 5
+    errors = [r.getMessage() for r in caplog.records]
+    assert len(errors) == 1 and errors[0].startswith("sink 'video': ")

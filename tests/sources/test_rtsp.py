@@ -145,51 +145,6 @@ def test_close_from_another_thread_unblocks_reconnect(rtsp_ok: None) -> None:
     assert time.monotonic() - t0 < 60  # returned at all (no hang): the backoff wait was cut
 
 
-def test_outage_visible_on_the_prometheus_endpoint(rtsp_ok: None) -> None:
-    pytest.importorskip("prometheus_client")
-    from edgert.sinks.metrics import MetricsExporter
-    from tests.sinks.test_metrics import sample, scrape
-
-    def scraped(family: str, name: str) -> float:
-        try:
-            return sample(scrape(exporter.port), family, name, source="cam")
-        except KeyError:
-            return 0.0
-
-    def wait_until(family: str, name: str, value: float) -> float:
-        for _ in range(600):  # polls, not a timing assertion: the value must show up
-            got = scraped(family, name)
-            if got == value:
-                return got
-            time.sleep(0.05)
-        return got
-
-    port = free_port()
-    metrics = Metrics()
-    exporter = MetricsExporter(metrics, 0, "127.0.0.1").start()
-    src = make_source(port, reconnect_initial_s=0.3, reconnect_max_s=0.3)
-    src.bind_metrics(metrics)
-    server = rtsp_server(port).start()
-    frames: List[int] = []
-    reader = threading.Thread(target=lambda: [frames.append(f.index) for f in iter(src.read, None)])
-    try:
-        src.open()
-        reader.start()
-        states = [wait_until("edgert_source_up", "edgert_source_up", 1.0)]
-        server.stop(signal.SIGKILL)
-        states.append(wait_until("edgert_source_up", "edgert_source_up", 0.0))
-        server.start()
-        states.append(wait_until("edgert_source_reconnects", "edgert_source_reconnects_total", 1.0))
-        states.append(wait_until("edgert_source_up", "edgert_source_up", 1.0))
-    finally:
-        src.close()
-        reader.join(30)
-        server.stop(signal.SIGKILL)
-        exporter.stop()
-    assert states == [1.0, 0.0, 1.0, 1.0]
-    assert frames == list(range(len(frames)))
-
-
 RUN_PIPELINE = """\
 version: 1
 sources:
