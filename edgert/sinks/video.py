@@ -9,6 +9,7 @@ video and an interrupted run leaves the previous file intact.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -239,7 +240,7 @@ class VideoSink(Sink):
             image = annotate(self._cv2, batch.frames[i], batch, i, self.config)  # type: ignore[arg-type]
             pts = float(batch.pts[i])
             if self._worker is not None:  # annotate() copied the frame: safe to queue
-                self._worker.submit(lambda n=name, p=pts, im=image: self._encode(n, p, im))
+                self._worker.submit(functools.partial(self._encode, name, pts, image))
             else:
                 self._encode(name, pts, image)
 
