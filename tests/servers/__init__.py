@@ -108,7 +108,7 @@ def mosquitto_path() -> Optional[str]:
     return None
 
 
-def mosquitto(port: int, folder: Path) -> Server:
+def mosquitto(port: int, folder: Path, extra: str = "allow_anonymous true\n") -> Server:
     """Mosquitto on 127.0.0.1:port with persistence in ``folder``.
 
     Persistence keeps a persistent subscriber's queued QoS 1 messages across
@@ -117,9 +117,29 @@ def mosquitto(port: int, folder: Path) -> Server:
     folder.mkdir(parents=True, exist_ok=True)
     conf = folder / "mosquitto.conf"
     conf.write_text(
-        "listener %d 127.0.0.1\nallow_anonymous true\npersistence true\n"
+        "listener %d 127.0.0.1\n%spersistence true\n"
         "persistence_location %s/\nmax_queued_messages 100000\nlog_dest none\n"
         "user %s\n"  # as root mosquitto would switch to 'mosquitto', who cannot write here
-        % (port, folder, getpass.getuser()))
+        % (port, extra, folder, getpass.getuser()))
     return Server([str(mosquitto_path()), "-c", str(conf)], port)
 
+
+
+def tls_broker_files(folder: Path, user: str, password: str) -> str:
+    """A throw-away CA, a server certificate for 127.0.0.1 and a password file
+    (openssl and mosquitto_passwd); returns the mosquitto.conf lines using them."""
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def sh(*argv: str) -> None:
+        subprocess.run(argv, cwd=str(folder), check=True, capture_output=True)
+
+    sh("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key",
+       "-out", "ca.pem", "-days", "1", "-subj", "/CN=edgert-test-ca")
+    sh("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key",
+       "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+    (folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    sh("openssl", "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+       "-CAcreateserial", "-out", "server.pem", "-days", "1", "-extfile", "san.ext")
+    sh("mosquitto_passwd", "-c", "-b", "passwd", user, password)
+    return ("cafile {0}/ca.pem\ncertfile {0}/server.pem\nkeyfile {0}/server.key\n"
+            "allow_anonymous false\npassword_file {0}/passwd\n".format(folder))

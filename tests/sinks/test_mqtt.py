@@ -14,7 +14,7 @@ from edgert.runtime.metrics import Metrics
 from edgert.sinks.mqtt import MqttConfig, MqttSink
 from edgert.sources.base import SourceConfig
 from edgert.stage import StageContext
-from tests.servers import Server, free_port, mosquitto, mosquitto_path, need
+from tests.servers import Server, free_port, mosquitto, mosquitto_path, need, tls_broker_files
 from tests.sinks.helpers import expected_record, make_batch
 
 mqtt = pytest.importorskip("paho.mqtt.client")
@@ -146,3 +146,23 @@ def test_full_buffer_drops_oldest_and_counts_them(broker: Server) -> None:
 def test_config_errors(kw: Dict[str, Any], fragment: str) -> None:
     with pytest.raises(ValueError, match=fragment):
         MqttConfig(kind="mqtt", input="det", **kw)
+
+
+@pytest.mark.parametrize("password, acked", [("s3cret", 4), ("wrong", 0)])
+def test_tls_and_password(tmp_path: Path, password: str, acked: int) -> None:
+    import shutil
+
+    need(mosquitto_path() is not None and shutil.which("openssl") is not None
+         and shutil.which("mosquitto_passwd") is not None,
+         "mosquitto, mosquitto_passwd and openssl")
+    conf = tls_broker_files(tmp_path / "tls", "edge", "s3cret")
+    port = free_port()
+    with mosquitto(port, tmp_path / "broker", conf):
+        sink = make_sink(port, Metrics(), username="edge", password=password,
+                         tls={"ca_certs": str(tmp_path / "tls" / "ca.pem")}, flush_timeout_s=1)
+        sink.start()
+        write_frames(sink, range(0, 4))
+        sink.flush()
+        sink.stop()
+    stats = sink.stats()
+    assert (stats["acked"], stats["dropped"]) == (acked, 4 - acked)  # refused: all counted
