@@ -143,3 +143,22 @@ def tls_broker_files(folder: Path, user: str, password: str) -> str:
     sh("mosquitto_passwd", "-c", "-b", "passwd", user, password)
     return ("cafile {0}/ca.pem\ncertfile {0}/server.pem\nkeyfile {0}/server.key\n"
             "allow_anonymous false\npassword_file {0}/passwd\n".format(folder))
+
+
+DEBIAN_GI = Path("/usr/lib/python3/dist-packages/gi")
+
+
+def use_system_gi(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make Debian's python3-gi importable here (only ``gi``, through a link in ``folder``).
+
+    PyGObject has no wheels; its Debian build works in the venv when both are
+    the same CPython.  Skips (or under CI fails) when it is missing.
+    """
+    import sys
+
+    need(DEBIAN_GI.is_dir(), "Debian python3-gi (apt-get install python3-gi)")
+    abi = "cpython-%d%d" % sys.version_info[:2]
+    if not any(abi in p.name for p in DEBIAN_GI.glob("_gi.*.so")):
+        pytest.skip("Debian's python3-gi is built for another Python than this %s" % abi)
+    (folder / "gi").symlink_to(DEBIAN_GI)
+    monkeypatch.syspath_prepend(str(folder))

@@ -6,7 +6,6 @@ test puts Debian's ``python3-gi`` package (built for the same CPython ABI) on
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,19 +14,12 @@ import pytest
 from edgert.errors import MissingDependency, RuntimeFailure
 from edgert.sources import gst
 from edgert.sources.gst import GstConfig, GstSource, with_appsink
-from tests.servers import need
-
-DEBIAN_GI = Path("/usr/lib/python3/dist-packages/gi")
+from tests.servers import need, use_system_gi
 
 
 @pytest.fixture()
 def system_gi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    need(DEBIAN_GI.is_dir(), "Debian python3-gi (apt-get install python3-gi)")
-    abi = "cpython-%d%d" % sys.version_info[:2]
-    if not any(abi in p.name for p in DEBIAN_GI.glob("_gi.*.so")):
-        pytest.skip("Debian's python3-gi is built for another Python than this %s" % abi)
-    (tmp_path / "gi").symlink_to(DEBIAN_GI)
-    monkeypatch.syspath_prepend(str(tmp_path))
+    use_system_gi(tmp_path, monkeypatch)
     need(gst.gi_has_gstreamer(), "gir1.2-gstreamer-1.0 (GstApp typelib)")
 
 
