@@ -9,6 +9,10 @@ jitter, logs each state change once (not every attempt), estimates the frames
 lost during the outage, and publishes it all to the run's
 :class:`~edgert.runtime.metrics.Metrics` (``bind_metrics``).
 
+Frames are numbered 0, 1, 2 ... across reconnects; ``pts`` is seconds since
+the source opened (a camera's own RTP clock restarts with every connection,
+so it cannot give a monotonic timeline).
+
 Metrics written (label ``source``):
   edgert_source_up                  1 while frames arrive, 0 while reconnecting
   edgert_source_reconnects_total    successful reconnects
