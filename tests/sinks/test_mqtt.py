@@ -164,3 +164,37 @@ def test_tls_and_password(tmp_path: Path, password: str, acked: int) -> None:
         sink.stop()
     stats = sink.stats()
     assert (stats["acked"], stats["dropped"]) == (acked, 4 - acked)  # refused: all counted
+
+
+def test_edgert_run_publishes_exactly_the_jsonl_records(broker: Server, tmp_path: Path) -> None:
+    """A real detector run: one message per processed frame, equal to its jsonl line."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    demo_path = Path(__file__).resolve().parents[2] / "pipelines" / "demo.yaml"
+    cfg = yaml.safe_load(demo_path.read_text())
+    base = demo_path.parent
+    for src in cfg["sources"]:  # the demo's paths are relative to its own folder
+        src["uri"] = "file://" + str((base / src["uri"][len("file://"):]).resolve())
+    for model in cfg["models"].values():
+        for key in ("onnx", "labels"):
+            if key in model:
+                model[key] = str((base / model[key]).resolve())
+    cfg["sinks"] = [{"kind": "jsonl", "input": "det", "path": "out/d.jsonl"},
+                    {"kind": "mqtt", "input": "det", "host": "127.0.0.1", "port": broker.port,
+                     "qos": 1}]
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(cfg))
+    broker.start()
+    sub = Subscriber(broker.port).start()
+    run = subprocess.run([sys.executable, "-m", "edgert", "run", "p.yaml", "--max-frames", "8"],
+                         cwd=str(tmp_path), capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    lines = [json.loads(x) for x in (tmp_path / "out" / "d.jsonl").read_text().splitlines()]
+    sub.wait_for(len(lines))
+    sub.stop()
+    got = sub.unique()
+    assert len(lines) == 8 and sum(len(r["detections"]) for r in lines) > 0
+    assert [got[("street", r["frame"])][1] for r in lines] == lines
+    assert {t for t, _ in got.values()} == {"edgert/street/detections"}
