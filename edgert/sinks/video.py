@@ -126,7 +126,8 @@ class _Writer:
             opts = {"movflags": "frag_keyframe+empty_moov+default_base_moof",
                     "flush_packets": "1"} if fragmented else {}  # bytes reach the OS at once
             self._av = av.open(str(self.tmp), mode="w", format="mp4", options=opts)
-            self._stream = self._av.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+            rate = Fraction(fps).limit_denominator(1001)
+            self._stream = self._av.add_stream("libx264", rate=rate)
             self._stream.width, self._stream.height, self._stream.pix_fmt = w, h, "yuv420p"
             self._stream.options = {"crf": "23", "preset": "veryfast"}
             if fragmented:  # a keyframe, hence a fragment, every second

@@ -9,7 +9,7 @@ import pytest
 
 from edgert.errors import RuntimeFailure
 from edgert.sources.base import SOURCES
-from edgert.sources.file import FileSource, FileSourceConfig, ImagesSource, ImagesSourceConfig
+from edgert.sources.local import FileSource, FileSourceConfig, ImagesSource, ImagesSourceConfig
 from tests.media import STREET, street_frames, write_clip
 
 

@@ -8,17 +8,19 @@ one line naming the resolved path, never later with a traceback.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
+import numpy as np
 from pydantic import Field, model_validator
 
 from edgert._lazy import require
 from edgert.errors import RuntimeFailure
 from edgert.sources.base import SOURCES, Frame, Source, SourceConfig, resolve_local, split_uri
 
-log = logging.getLogger("edgert.sources.file")
+log = logging.getLogger("edgert.sources.local")
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
@@ -65,6 +67,8 @@ class FileSource(Source):
         super().__init__(config, base_dir)
         self.path = local_path(config.uri, base_dir)
         self._cap: Any = None
+        self._cv2: Any = None
+        self._first: Optional[np.ndarray] = None  # decoded by open() to prove the file reads
         self._fps: Optional[float] = None
         self._size: Optional[Tuple[int, int]] = None
         self._count: Optional[int] = None
@@ -76,6 +80,9 @@ class FileSource(Source):
             self.live = True  # type: ignore[misc]  # paced like a camera: drop, don't block
 
     def open(self) -> None:
+        # FFmpeg prints its own errors ("moov atom not found") straight to stderr; the one-line
+        # error below says it better.  Set OPENCV_FFMPEG_LOGLEVEL yourself to see them.
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
         cv2 = require("cv2", "reading video files")
         if not self.path.is_file():
             raise RuntimeFailure("source '%s': video file not found: %s" % (self.name, self.path))
@@ -85,8 +92,7 @@ class FileSource(Source):
             cap.release()
             raise RuntimeFailure("source '%s': cannot decode video %s (corrupt or unsupported "
                                  "format)" % (self.name, self.path))
-        cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-        self._cap = cap
+        self._cap, self._cv2, self._first = cap, cv2, first
         fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         override = getattr(self.config, "fps", None)
         self._fps = float(override) if override else (fps if fps > 0 else 30.0)
@@ -95,12 +101,17 @@ class FileSource(Source):
         self._count = count if count > 0 else None
         log.info("source %s: %s %dx%d @ %.2f fps, %s frames", self.name, self.path,
                  self._size[0], self._size[1], self._fps, self._count or "?")
-        self._window.open(self, cap)
+        if self._window.open(self, cap):
+            self._first = None  # the window starts later: the probe frame is not in it
 
     def read(self) -> Optional[Frame]:
         if self._cap is None:
             raise RuntimeError("source %s read before open()" % self.name)
-        ok, image = self._window.read(self._cap)
+        if self._first is not None:
+            ok, image, self._first = True, self._first, None
+            self._window.pos += 1
+        else:
+            ok, image = self._window.read(self._cap)
         if not ok or image is None:
             if not self.config.loop or self._next == 0:
                 return None
@@ -117,6 +128,7 @@ class FileSource(Source):
                      capture_time=time.monotonic())
 
     def close(self) -> None:
+        self._first = None
         if self._cap is not None:
             self._cap.release()
             self._cap = None
@@ -147,7 +159,8 @@ class _Window:
         self.pos = 0
         self._t0: Optional[float] = None
 
-    def open(self, src: "FileSource", cap: Any) -> None:
+    def open(self, src: "FileSource", cap: Any) -> bool:
+        """Place the window; True when it had to seek (frame 0 is not in it)."""
         fps = float(src.fps or 30.0)
         self.first = int(round(self.start_s * fps))
         self.stop = None if self.end_s is None else int(round(self.end_s * fps))
@@ -155,7 +168,11 @@ class _Window:
         if count is not None and self.first >= count:
             raise RuntimeFailure("source '%s': start_s %g is past the end of %s (%.2f s)"
                                  % (src.name, self.start_s, src.path, count / fps))
+        if self.first == 0:
+            self.pos = 0  # open() decoded frame 0 already; no seek needed
+            return False
         self.rewind(cap)
+        return True
 
     def rewind(self, cap: Any) -> None:
         cap.set(1, self.first)  # cv2.CAP_PROP_POS_FRAMES (exact: decodes from a keyframe)
