@@ -118,7 +118,7 @@ def decoder_stage(kind: str, ctx: StageContext, input_name: str = "infer") -> St
         cfg = cls.Config(name="decode", kind=kind, input=input_name)
     except Exception as exc:  # noqa: BLE001 - pydantic names the missing keys
         raise UsageError("--decoder %s needs settings a pipeline provides (%s); use --pipeline"
-                         % (kind, str(exc).splitlines()[0]))
+                         % (kind, str(exc).splitlines()[0])) from None
     return cls(cfg, ctx)
 
 

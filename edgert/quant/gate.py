@@ -78,7 +78,8 @@ class DetectionStats:
             "task": "detect", "agreement": round(self.agreement, 6),
             "iou_threshold": IOU_MATCH, "fp32_boxes": self.fp32_boxes,
             "int8_boxes": self.int8_boxes, "matched_boxes": self.matched,
-            "fp32_boxes_kept": round(self.matched / self.fp32_boxes, 6) if self.fp32_boxes else None,
+            "fp32_boxes_kept": (round(self.matched / self.fp32_boxes, 6)
+                                if self.fp32_boxes else None),
             "mean_score_drift": round(float(np.mean(np.abs(d))), 6) if d.size else None,
             "mean_signed_score_drift": round(float(np.mean(d)), 6) if d.size else None,
             "frames_with_same_boxes": self.frames_identical,

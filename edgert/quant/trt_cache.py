@@ -43,7 +43,8 @@ def version_code(version: str) -> int:
     try:
         nums = [int(p) for p in parts] + [0, 0]
     except ValueError:
-        raise UsageError("--trt-version %r: expected MAJOR.MINOR[.PATCH], e.g. 8.5.2" % version)
+        raise UsageError("--trt-version %r: expected MAJOR.MINOR[.PATCH], e.g. 8.5.2"
+                         % version) from None
     major, minor, patch = nums[:3]
     if major < 7 or minor > 99 or patch > 99:
         raise UsageError("--trt-version %r: expected a TensorRT version >= 7, e.g. 8.5.2 or 10.3"
@@ -93,7 +94,7 @@ def read_cache(path: Union[str, Path]) -> Tuple[str, Dict[str, float]]:
     try:
         lines = p.read_text().splitlines()
     except OSError as exc:
-        raise RuntimeFailure("%s: cannot read calibration cache (%s)" % (p, exc.strerror))
+        raise RuntimeFailure("%s: cannot read calibration cache (%s)" % (p, exc.strerror)) from None
     if not lines or not lines[0].startswith("TRT-"):
         raise RuntimeFailure("%s: not a TensorRT calibration cache (no TRT-<version> header)" % p)
     scales: Dict[str, float] = {}
@@ -106,7 +107,7 @@ def read_cache(path: Union[str, Path]) -> Tuple[str, Dict[str, float]]:
         try:
             scales[name] = decode_scale(hex8.strip())
         except ValueError:
-            raise RuntimeFailure("%s:%d: %r is not hex" % (p, no, hex8))
+            raise RuntimeFailure("%s:%d: %r is not hex" % (p, no, hex8)) from None
     return lines[0], scales
 
 
