@@ -53,28 +53,13 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.set_defaults(func=run)
 
 
-def _preparer(args: argparse.Namespace, g: Any) -> Any:
-    from edgert.config.loader import load_pipeline
-    from edgert.errors import UsageError
-    from edgert.quant import feeds
-
-    name, shape = feeds.model_input(g)
-    if args.pipeline:
-        if not args.model_name:
-            raise UsageError("--pipeline needs --model NAME (which of its models to quantize)")
-        cfg = load_pipeline(args.pipeline, overrides=args.overrides)
-        return feeds.from_pipeline(cfg, args.model_name, name, args.decoder)
-    if args.model_name:
-        raise UsageError("--model names a model of --pipeline; pass --pipeline too")
-    return feeds.default_preparer(name, shape, args.decoder)
-
-
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from edgert.analysis.onnx_graph import GraphView, load_model
     from edgert.errors import UsageError
     from edgert.quant import trt_cache
+    from edgert.quant.feeds import make_preparer
     from edgert.quant.frames import load_frames
     from edgert.quant.quantize import QuantizeOptions, check_min_agreement, run_quantize
 
@@ -87,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError("%s %d: must be >= %d" % (flag, value, low))
     if args.min_agreement is not None and args.held_out == 0:
         raise UsageError("--min-agreement needs held-out frames (--held-out >= 1)")
-    preparer = _preparer(args, GraphView(load_model(args.model)))
+    preparer = make_preparer(GraphView(load_model(args.model)), args.pipeline, args.model_name,
+                             args.overrides, args.decoder)
     frames = load_frames(args.calib, args.count, args.held_out)
     opts = QuantizeOptions(
         model=Path(args.model), out=Path(args.out), method=args.method,

@@ -152,3 +152,30 @@ def model_input(g: Any) -> Tuple[str, Sequence[Optional[int]]]:
 
 def is_detections(x: Any) -> bool:
     return isinstance(x, Detections)
+
+
+def make_preparer(g: Any, pipeline: Optional[str], model: Optional[str],
+                  overrides: Sequence[str] = (), decoder_kind: Optional[str] = None) -> Preparer:
+    """The CLI's ``--pipeline P --model NAME [--set ..] [--decoder KIND]`` -> a Preparer."""
+    name, shape = model_input(g)
+    if pipeline:
+        from edgert.config.loader import load_pipeline
+
+        if not model:
+            raise UsageError("--pipeline needs --model NAME (which of its models to use)")
+        cfg = load_pipeline(pipeline, overrides=overrides)
+        return from_pipeline(cfg, model, name, decoder_kind)
+    if model:
+        raise UsageError("--model names a model of --pipeline; pass --pipeline too")
+    return default_preparer(name, shape, decoder_kind)
+
+
+def pipeline_frames_path(pipeline: Any) -> Optional[Path]:
+    """The local video or image folder of the pipeline's first file/images source, if any."""
+    from edgert.sources.base import resolve_local, split_uri
+
+    for src in pipeline.sources:
+        scheme, rest = split_uri(src.uri)
+        if scheme in ("file", "images"):
+            return resolve_local(rest, pipeline.base_dir)
+    return None

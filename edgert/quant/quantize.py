@@ -76,12 +76,15 @@ def prepare_frames(frames: FrameSet, preparer: Preparer) -> Prepared:
     return Prepared(calib, held, batches)
 
 
-def judge(preparer: Preparer, data: Prepared, ref: List[Dict[str, np.ndarray]],
+def judge(preparer: Preparer, batches: Sequence[Any], ref: List[Dict[str, np.ndarray]],
           test: List[Dict[str, np.ndarray]]) -> Dict[str, Any]:
-    """Task-level agreement on the held-out frames (detections, top-1, or raw only)."""
+    """Task-level agreement of ``test`` with ``ref`` outputs (detections, top-1, or raw only).
+
+    ``batches`` are the preprocessed frames (the decoder needs their transforms).
+    """
     stats: Any = None
     if preparer.decoder is not None:
-        for b, r, t in zip(data.held_batches, ref, test):
+        for b, r, t in zip(batches, ref, test):
             dr, dt = preparer.decode(b, r), preparer.decode(b, t)
             if isinstance(dr, tuple):
                 stats = stats or ClassStats()
@@ -120,7 +123,7 @@ def run_quantize(opts: QuantizeOptions, frames: FrameSet, preparer: Preparer) ->
         if problems:
             raise RuntimeFailure("the Q/DQ model breaks TensorRT's rules: %s" % problems[0])
         test_held = run_all(session(qmodel), data.held_out)
-        gate = judge(preparer, data, ref_held, test_held)
+        gate = judge(preparer, data.held_batches, ref_held, test_held)
     finally:
         preparer.stop()
     atomic_write_bytes(opts.out, model_bytes(qmodel))

@@ -79,7 +79,8 @@ def gather() -> onnx.ModelProto:
 
 def slice_(axes: Sequence[int], steps: Sequence[int] = (1,)) -> onnx.ModelProto:
     return probe("Slice", (2, 8, 16, 16), ["starts", "ends", "axes", "steps"],
-                 [init("starts", [0] * len(axes), np.int64), init("ends", [1] * len(axes), np.int64),
+                 [init("starts", [0] * len(axes), np.int64),
+                  init("ends", [1] * len(axes), np.int64),
                   init("axes", list(axes), np.int64), init("steps", list(steps), np.int64)])
 
 
