@@ -70,7 +70,7 @@ def rule_conv(node: Any, c: RuleContext) -> Verdict:
     if over:
         vs.append(Violation("conv.padding", "padding %s must be smaller than the kernel %s"
                             % (pads, kernel), "pad explicitly by at most kernel-1"))
-    k_out = int(wshape[0])
+    k_out = int(wshape[0] or 0)
     in_range(vs, "conv.output-maps", "output maps", [k_out], 1, MAX_DIM)
     groups = int(c.g.attr(node, "group", 1))
     in_range(vs, "conv.groups", "groups", [groups], 1, MAX_DIM)
@@ -83,7 +83,9 @@ def rule_conv(node: Any, c: RuleContext) -> Verdict:
 
 def rule_deconv(node: Any, c: RuleContext) -> Verdict:
     wshape = c.g.shape(node.input[1])
-    if wshape is None or len(wshape) != 4:
+    if wshape is None or any(d is None for d in wshape):
+        return gpu("deconv.weights", "weight shape unknown", unconfirmed=True)
+    if len(wshape) != 4:
         return gpu("deconv.2d", "weights %s; DLA runs 2D deconvolution only" % fmt_shape(wshape))
     vs: List[Violation] = []
     kernel, strides, dilations, pads = _conv_geometry(c, node)
@@ -104,7 +106,7 @@ def rule_deconv(node: Any, c: RuleContext) -> Verdict:
         vs.append(Violation("deconv.groups", "groups %d must be 1" % groups))
     if any(d != 1 for d in dilations):
         vs.append(Violation("deconv.dilation", "dilation %s must be 1" % dilations))
-    chans = [int(wshape[0]), int(wshape[1]) * groups]
+    chans = [int(wshape[0] or 0), int(wshape[1] or 0) * groups]
     in_range(vs, "deconv.channels", "in/out channels", chans, 1, MAX_DIM)
     return collect(vs)
 

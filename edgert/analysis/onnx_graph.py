@@ -61,12 +61,13 @@ def parse_shape_overrides(items: Sequence[str]) -> Dict[str, List[int]]:
 
 
 def fix_input_shapes(model: Any, batch: Optional[int],
-                     shapes: Mapping[str, Sequence[int]] = ()) -> List[str]:
+                     shapes: Optional[Mapping[str, Sequence[int]]] = None) -> List[str]:
     """Pin dynamic input dims in place: named shapes first, then a dynamic leading dim to ``batch``.
 
     Returns warnings (e.g. a static batch that differs from ``batch``).
     """
     warnings: List[str] = []
+    shapes = shapes or {}
     inits = {t.name for t in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in inits]
     known = {i.name for i in inputs}

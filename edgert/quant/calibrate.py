@@ -20,6 +20,7 @@ import numpy as np
 from edgert._lazy import require
 from edgert.errors import RuntimeFailure, UsageError
 from edgert.progress import Progress
+from edgert.quant.qdq import ort_quantization
 
 log = logging.getLogger("edgert.quant.calibrate")
 
@@ -28,7 +29,7 @@ CHUNK = 4  # frames per collect_data call
 
 
 def calibration_method(name: str) -> Any:
-    q = require("onnxruntime.quantization", "INT8 quantization")
+    q = ort_quantization()
     table = {"entropy": q.CalibrationMethod.Entropy, "minmax": q.CalibrationMethod.MinMax,
              "percentile": q.CalibrationMethod.Percentile}
     if name not in table:
@@ -53,7 +54,7 @@ def _quiet() -> Any:
 
 def collect_ranges(model: Any, feeds: Sequence[Dict[str, np.ndarray]], method: str) -> Any:
     """Run ``feeds`` through the FP32 ``model`` (ModelProto) and return ORT's TensorsData."""
-    q = require("onnxruntime.quantization", "INT8 quantization")
+    q = ort_quantization()
     onnx = require("onnx", "INT8 quantization")
     if not feeds:
         raise UsageError("no calibration frames")

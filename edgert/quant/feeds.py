@@ -133,8 +133,8 @@ def default_preparer(input_name: str, input_shape: Sequence[Optional[int]],
     if "letterbox" not in STAGES.names():
         raise UsageError("no letterbox stage is available; pass --pipeline P --model NAME")
     cls = STAGES.get("letterbox")
-    cfg = cls.Config(name="pre", kind="letterbox", input="sources",
-                     size=[int(input_shape[2]), int(input_shape[3])])
+    cfg = cls.Config.model_validate({"name": "pre", "kind": "letterbox", "input": "sources",
+                                     "size": [int(input_shape[2]), int(input_shape[3])]})
     ctx = StageContext(PipelineConfig(sources=[]))
     decoder = decoder_stage(decoder_kind, ctx, "infer") if decoder_kind else None
     return Preparer([cls(cfg, ctx)], input_name, decoder, "letterbox %dx%d (default)"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from types import ModuleType
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
@@ -40,10 +41,17 @@ _EXTRA_OPTIONS: Dict[str, Any] = {
 }
 
 
+def ort_quantization(submodule: str = "") -> ModuleType:
+    """``onnxruntime.quantization[.submodule]``, with the edgert install hint when missing."""
+    require("onnxruntime", "INT8 quantization")
+    return require("onnxruntime.quantization" + ("." + submodule if submodule else ""),
+                   "INT8 quantization")
+
+
 def prepare(model: Any) -> Any:
     """Upgrade to opset >= 13 and infer shapes (what the quantizer expects)."""
     onnx = require("onnx", "INT8 quantization")
-    qu = require("onnxruntime.quantization.quant_utils", "INT8 quantization")
+    qu = ort_quantization("quant_utils")
     opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
     if opset < MIN_OPSET:
         log.info("converting the model from opset %d to %d (Q/DQ axis needs >= 13)",
@@ -60,8 +68,8 @@ def quantize(prepared: Any, ranges: Any, exclude: Sequence[str] = (),
     ``exclude`` keeps those nodes in float; ``only`` quantizes just those nodes
     (the sensitivity pass).
     """
-    q = require("onnxruntime.quantization", "INT8 quantization")
-    qdq_mod = require("onnxruntime.quantization.qdq_quantizer", "INT8 quantization")
+    q = ort_quantization()
+    qdq_mod = ort_quantization("qdq_quantizer")
     quantizer = qdq_mod.QDQQuantizer(
         model=copy.deepcopy(prepared), per_channel=True, reduce_range=False,
         weight_qType=q.QuantType.QInt8, activation_qType=q.QuantType.QInt8,

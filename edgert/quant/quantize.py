@@ -86,7 +86,7 @@ def judge(preparer: Preparer, batches: Sequence[Any], ref: List[Dict[str, np.nda
     if preparer.decoder is not None:
         for b, r, t in zip(batches, ref, test):
             dr, dt = preparer.decode(b, r), preparer.decode(b, t)
-            if isinstance(dr, tuple):
+            if isinstance(dr, tuple) and isinstance(dt, tuple):
                 stats = stats or ClassStats()
                 stats.add_top1(dr[0], dt[0], dt[1] - dr[1] if dr[0] == dt[0] else 0.0)
             else:
