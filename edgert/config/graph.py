@@ -33,6 +33,10 @@ def check_graph(cfg: PipelineConfig, locs: Locations, check_files: bool = True) 
     if check_files:
         for i, src in enumerate(cfg.sources):
             _check_source_file(src.uri, cfg.base_dir, ("sources", i, "uri"), locs)
+    if cfg.power is not None:  # on a Jetson: the mode must exist in this board's table
+        from edgert.platform.power import check_power_section
+
+        check_power_section(cfg.power, locs)
 
 
 def _unique(names: Sequence[str], section: str, locs: Locations) -> None:
