@@ -338,7 +338,8 @@ def _subgraphs(g: GraphView, order: Sequence[Any], sub: Mapping[str, int],
 
 def check_model(model: Union[str, Path, Any], platform: str = "orin", precision: str = "fp16",
                 batch: Optional[int] = None,
-                input_shapes: Optional[Mapping[str, Sequence[int]]] = None) -> DlaReport:
+                input_shapes: Optional[Mapping[str, Sequence[int]]] = None,
+                fold_pads: bool = False) -> DlaReport:
     """Predict DLA placement for every node of ``model`` (a path or a ModelProto)."""
     if platform not in PLATFORMS:
         raise UsageError("unknown platform %r; use %s" % (platform, " or ".join(PLATFORMS)))
@@ -348,7 +349,7 @@ def check_model(model: Union[str, Path, Any], platform: str = "orin", precision:
     proto = load_model(model) if isinstance(model, (str, Path)) else model
     warnings = fix_input_shapes(proto, batch if batch is not None else 1, input_shapes or {})
     g = GraphView(proto)
-    ctx = RuleContext(g, PLATFORMS[platform], precision)
+    ctx = RuleContext(g, PLATFORMS[platform], precision, fold_pads)
     order = g.topo_order()
     verdicts: Dict[str, Verdict] = {}
     device: Dict[str, str] = {}

@@ -444,9 +444,39 @@ def rule_qdq(node: Any, c: RuleContext) -> Verdict:
                "(edgert quantize --trt-cache)")
 
 
+def _foldable_pad(node: Any, c: RuleContext) -> Optional[str]:
+    """Why a zero, spatial-only Pad could merge into every Conv it feeds (None if not)."""
+    if c.g.attr_str(node, "mode", "constant") != "constant":
+        return None
+    pads = (const_list(c, node, 1) if c.g.opset >= 11
+            else [float(p) for p in c.g.attr(node, "pads", [])])
+    fill = const_list(c, node, 2)
+    if not pads or len(pads) != 8 or any(pads[i] for i in (0, 1, 4, 5)) or (fill and fill[0]):
+        return None
+    consumers = c.g.consumers.get(node.output[0], [])
+    if not consumers or any(n.op_type != "Conv" for n in consumers):
+        return None
+    extra = [int(pads[i]) for i in (2, 3, 6, 7)]
+    for conv in consumers:
+        kernel, _, _, conv_pads = _conv_geometry(c, conv)
+        merged = [a + b for a, b in zip(conv_pads, extra)]
+        if any(p > 31 or p >= kernel[i % 2] for i, p in enumerate(merged)):
+            return None
+    return "zero padding %s into %s" % (extra, ", ".join(n.name for n in consumers))
+
+
 def rule_pad(node: Any, c: RuleContext) -> Verdict:
-    return gpu("pad.unsupported", "Pad is not a DLA layer",
-               "fold the padding into the next Conv's pads (<= 31 and < kernel)")
+    fold = _foldable_pad(node, c)
+    if fold is None:
+        return gpu("pad.unsupported", "Pad is not a DLA layer",
+                   "fold the padding into the next Conv's pads (<= 31 and < kernel)")
+    if c.fold_pads:
+        return dla("--fold-pads: assumes TensorRT merges %s [UNCONFIRMED]" % fold,
+                   unconfirmed=True)
+    return gpu("pad.unsupported", "Pad is not a DLA layer; TensorRT may merge this %s, "
+               "which would put it on DLA (--fold-pads predicts that case)" % fold,
+               "fold the pads into the Conv in the ONNX file (e.g. onnx-graphsurgeon), which "
+               "makes the placement certain", unconfirmed=True)
 
 
 RULES: Dict[str, Callable[[Any, RuleContext], Verdict]] = {

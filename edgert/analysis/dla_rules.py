@@ -94,6 +94,7 @@ class RuleContext:
     g: GraphView
     platform: Platform
     precision: str  # fp16 | int8
+    fold_pads: bool = False  # assume TensorRT folds a zero Pad into the next Conv
 
     @property
     def int8(self) -> bool:

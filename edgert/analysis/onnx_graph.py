@@ -143,6 +143,8 @@ class GraphView:
         self._names_unique()
         self._const_values: Dict[str, np.ndarray] = {}
         self.constant: Set[str] = self._find_constants()
+        if infer:
+            self._materialize_constants()
 
     # ------------------------------------------------------------ structure
 
@@ -257,6 +259,70 @@ class GraphView:
             if a.name in ("value_floats", "value_ints"):
                 return np.asarray(list(self._onnx.helper.get_attribute_value(a)))
         return None
+
+    def _materialize_constants(self) -> None:
+        """Evaluate folded subgraphs and re-infer shapes with their values as initializers.
+
+        ONNX shape inference cannot see through shape math such as
+        ``Shape -> ScatterND -> Reshape`` (tf2onnx emits it); TensorRT folds it at
+        build time and knows every shape, so the predictor must too.
+        """
+        runtime_outs = [o for n in self.nodes if not self.folded(n) for o in n.output if o]
+        if all(self.shape(o) is not None and static(self.shape(o)) for o in runtime_outs):
+            return
+        values: Dict[str, np.ndarray] = {}
+        for n in self.topo_order():
+            if self.folded(n) and n.op_type != "Constant":
+                values.update(self._evaluate(n, values))
+        if not values:
+            return
+        model = self._onnx.ModelProto()
+        model.CopyFrom(self.model)
+        keep = [n for n in model.graph.node if not all(o in values for o in n.output if o)]
+        del model.graph.node[:]
+        model.graph.node.extend(keep)
+        model.graph.initializer.extend(self._onnx.numpy_helper.from_array(v, k)
+                                       for k, v in values.items())
+        try:
+            model = self._onnx.shape_inference.infer_shapes(model, data_prop=True)
+        except Exception as exc:  # noqa: BLE001
+            log.debug("shape inference with folded constants failed: %s", exc)
+            return
+        for vi in list(model.graph.value_info) + list(model.graph.output):
+            old = self._vi.get(vi.name)
+            if old is None or not static(_shape_of(old)):
+                self._vi[vi.name] = vi
+
+    def _evaluate(self, node: Any, values: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        """Outputs of one folded node (empty when it cannot be evaluated here)."""
+        helper = self._onnx.helper
+        feeds: Dict[str, np.ndarray] = {}
+        for i in node.input:
+            if not i:
+                continue
+            v = values.get(i)
+            v = self.value(i) if v is None else v
+            if v is None:
+                if node.op_type == "Shape" and static(self.shape(i)):
+                    shape = self.shape(i) or ()
+                    return {node.output[0]: np.asarray(shape, dtype=np.int64)}
+                return {}
+            if v.size > 10000000:
+                return {}
+            feeds[i] = v
+        try:
+            ref = require("onnx.reference", "evaluating constant subgraphs")
+            graph = helper.make_graph(
+                [node], "fold",
+                [helper.make_tensor_value_info(k, helper.np_dtype_to_tensor_dtype(v.dtype),
+                                               list(v.shape)) for k, v in feeds.items()],
+                [helper.make_tensor_value_info(o, 0, None) for o in node.output if o])
+            tiny = helper.make_model(graph, opset_imports=list(self.model.opset_import))
+            outs = ref.ReferenceEvaluator(tiny).run(None, feeds)
+        except Exception as exc:  # noqa: BLE001 - best effort; shapes stay unknown
+            log.debug("cannot evaluate folded node %s: %s", node.name, exc)
+            return {}
+        return {o: np.asarray(v) for o, v in zip([o for o in node.output if o], outs)}
 
     def folded(self, node: Any) -> bool:
         """True when every output of ``node`` is a build-time constant (no layer runs)."""

@@ -25,6 +25,9 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
                    help="batch size for a dynamic leading dim (default: 1)")
     p.add_argument("--input-shape", action="append", default=[], metavar="NAME=1x3xHxW",
                    help="pin a dynamic input shape (repeatable)")
+    p.add_argument("--fold-pads", action="store_true",
+                   help="assume TensorRT merges a zero Pad into the Conv it feeds "
+                        "(UNCONFIRMED; without it such Pads are predicted on GPU)")
     p.add_argument("--json", metavar="FILE", help="also write the report as JSON")
     p.add_argument("--gpu-only", action="store_true", help="list only nodes predicted on GPU")
     p.set_defaults(func=run)
@@ -39,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     if args.batch is not None and args.batch < 1:
         raise UsageError("--batch %d: must be >= 1" % args.batch)
     report = check_model(args.model, args.platform, args.precision, args.batch,
-                         parse_shape_overrides(args.input_shape))
+                         parse_shape_overrides(args.input_shape), args.fold_pads)
     sys.stdout.write(render_table(report, gpu_only=args.gpu_only))
     if args.json:
         atomic_write_text(args.json, report.to_json())

@@ -52,11 +52,14 @@ class Preparer:
             b = s.process(b)
         if b.tensor is None:
             raise UsageError("preprocess stages (%s) produced no tensor" % self.describe)
+        # stages may reuse one tensor buffer across batches; keep each frame's own copy
+        b.tensor = np.array(b.tensor, dtype=np.float32, copy=True)
+        if b.transforms is not None:
+            b.transforms = np.array(b.transforms, copy=True)
         return b
 
     def feed(self, batch: Batch) -> Dict[str, np.ndarray]:
-        t = np.ascontiguousarray(batch.tensor, dtype=np.float32)
-        return {self.input_name: t}
+        return {self.input_name: np.ascontiguousarray(batch.tensor, dtype=np.float32)}
 
     def decode(self, batch: Batch, outputs: Dict[str, np.ndarray]) -> Optional[Any]:
         """Detections or (top1, score) for one frame, or None without a decoder."""
@@ -134,7 +137,7 @@ def default_preparer(input_name: str, input_shape: Sequence[Optional[int]],
         raise UsageError("no letterbox stage is available; pass --pipeline P --model NAME")
     cls = STAGES.get("letterbox")
     cfg = cls.Config.model_validate({"name": "pre", "kind": "letterbox", "input": "sources",
-                                     "size": [int(input_shape[2]), int(input_shape[3])]})
+                                     "size": [int(input_shape[3]), int(input_shape[2])]})
     ctx = StageContext(PipelineConfig(sources=[]))
     decoder = decoder_stage(decoder_kind, ctx, "infer") if decoder_kind else None
     return Preparer([cls(cfg, ctx)], input_name, decoder, "letterbox %dx%d (default)"

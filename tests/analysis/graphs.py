@@ -161,3 +161,26 @@ def diamond() -> onnx.ModelProto:
     ]
     return model(nodes, (1, 8, 16, 16),
                  inits=[weights("wa", (8, 8, 3, 3)), weights("wb", (8, 8, 3, 3))])
+
+
+def pad_conv(pads: Sequence[int] = (0, 0, 1, 1, 0, 0, 1, 1), kernel: int = 3) -> onnx.ModelProto:
+    """A zero Pad feeding a Conv (the tf2onnx pattern for TF 'SAME' stride-2 convs)."""
+    nodes = [helper.make_node("Pad", ["x", "p"], ["xp"], name="probe"),
+             helper.make_node("Conv", ["xp", "w"], ["y"], name="conv", strides=[2, 2])]
+    return model(nodes, (1, 8, 16, 16), inits=[init("p", list(pads), np.int64),
+                                               weights("w", (8, 8, kernel, kernel))])
+
+
+def scatter_reshape() -> onnx.ModelProto:
+    """Reshape whose target comes from Shape -> ScatterND: shape inference alone cannot
+    see through it, TensorRT folds it."""
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"], name="shape"),
+        helper.make_node("ScatterND", ["s", "idx", "upd"], ["target4"], name="scatter"),
+        helper.make_node("Slice", ["target4", "st", "en"], ["target"], name="take3"),
+        helper.make_node("Reshape", ["x", "target"], ["r"], name="reshape"),
+        helper.make_node("Transpose", ["r"], ["y"], name="probe", perm=[0, 2, 1]),
+    ]
+    return model(nodes, (1, 8, 16, 16), inits=[
+        init("idx", [[2]], np.int64), init("upd", [256], np.int64),
+        init("st", [0], np.int64), init("en", [3], np.int64)])

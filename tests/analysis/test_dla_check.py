@@ -212,3 +212,22 @@ def test_cli_missing_model_is_one_line(tmp_path: Path) -> None:
     proc = _cli(str(tmp_path / "nope.onnx"))
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1 and "nope.onnx" in proc.stderr
+
+
+def test_zero_pad_before_conv_is_unconfirmed_gpu_or_dla_with_fold_pads() -> None:
+    node = check_model(G.pad_conv(), "orin").node("probe")
+    assert node.device == "gpu" and node.rule == "pad.unsupported" and node.unconfirmed
+    assert "--fold-pads" in node.reason
+    folded = check_model(G.pad_conv(), "orin", fold_pads=True)
+    assert folded.node("probe").device == "dla" and folded.node("probe").unconfirmed
+    assert len(folded.subgraphs) == 1
+    # padding the kernel cannot absorb (merged pad >= kernel) stays on GPU, definitively
+    big = check_model(G.pad_conv((0, 0, 3, 3, 0, 0, 3, 3)), "orin", fold_pads=True)
+    assert big.node("probe").device == "gpu" and not big.node("probe").unconfirmed
+
+
+def test_shapes_behind_folded_shape_math_are_known() -> None:
+    report = check_model(G.scatter_reshape(), "orin")
+    assert report.node("scatter").device == "folded"
+    node = report.node("probe")
+    assert node.device == "dla" and "dynamic" not in node.reason
