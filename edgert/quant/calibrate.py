@@ -52,8 +52,46 @@ def _quiet() -> Any:
     return contextlib.redirect_stdout(io.StringIO())
 
 
-def collect_ranges(model: Any, feeds: Sequence[Dict[str, np.ndarray]], method: str) -> Any:
-    """Run ``feeds`` through the FP32 ``model`` (ModelProto) and return ORT's TensorsData."""
+HUGE = 1e30  # a "range" this large (e.g. -inf padding before a max pool) is not quantizable
+
+
+def find_unquantizable(model: Any, feeds: Sequence[Dict[str, np.ndarray]],
+                       tensors: Sequence[str]) -> List[str]:
+    """Tensors holding inf/NaN or absurdly large values on the first frames.
+
+    tf2onnx pads before a max pool with -inf; such a tensor has no INT8 scale
+    (its histogram is undefined), so it and the nodes touching it stay in float.
+    """
+    onnx = require("onnx", "INT8 quantization")
+    ort = require("onnxruntime", "INT8 quantization")
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    have = {o.name for o in probe.graph.output}
+    probe.graph.output.extend(onnx.helper.make_tensor_value_info(t, onnx.TensorProto.FLOAT, None)
+                              for t in tensors if t not in have)
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(probe.SerializeToString(), opts,
+                                providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    bad: List[str] = []
+    for feed in feeds[:CHUNK]:
+        for name, value in zip(names, sess.run(None, feed)):
+            arr = np.asarray(value)
+            if name in tensors and name not in bad and arr.dtype.kind == "f" and arr.size and (
+                    not np.all(np.isfinite(arr)) or float(np.max(np.abs(arr))) > HUGE):
+                bad.append(name)
+    if bad:
+        log.info("not quantizable (non-finite values): %s", ", ".join(bad))
+    return bad
+
+
+def collect_ranges(model: Any, feeds: Sequence[Dict[str, np.ndarray]], method: str,
+                   skip: Sequence[str] = ()) -> Any:
+    """Run ``feeds`` through the FP32 ``model`` (ModelProto) and return ORT's TensorsData.
+
+    Tensors in ``skip`` (see :func:`find_unquantizable`) get no range.
+    """
     q = ort_quantization()
     onnx = require("onnx", "INT8 quantization")
     if not feeds:
@@ -66,6 +104,9 @@ def collect_ranges(model: Any, feeds: Sequence[Dict[str, np.ndarray]], method: s
             calibrator = q.create_calibrator(path, None,
                                              augmented_model_path=str(Path(tmp) / "aug.onnx"),
                                              calibrate_method=calib_method)
+        chosen = getattr(calibrator, "tensors_to_calibrate", None)
+        if isinstance(chosen, set):  # histogram calibrators filter collected tensors by it
+            chosen.difference_update(skip)
         with Progress("calibrating (%s)" % method, total=len(feeds)) as bar:
             for start in range(0, len(feeds), CHUNK):
                 chunk = feeds[start:start + CHUNK]
@@ -74,6 +115,8 @@ def collect_ranges(model: Any, feeds: Sequence[Dict[str, np.ndarray]], method: s
                 bar.advance(len(chunk))
         with _quiet():
             ranges = calibrator.compute_data()
+    for name in skip:
+        ranges.data.pop(name, None)
     log.info("calibrated %d tensors on %d frames", len(ranges.data), len(feeds))
     return ranges
 

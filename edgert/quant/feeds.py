@@ -139,6 +139,9 @@ def default_preparer(input_name: str, input_shape: Sequence[Optional[int]],
     cfg = cls.Config.model_validate({"name": "pre", "kind": "letterbox", "input": "sources",
                                      "size": [int(input_shape[3]), int(input_shape[2])]})
     ctx = StageContext(PipelineConfig(sources=[]))
+    log.warning("no --pipeline: preprocessing with letterbox defaults (RGB, raw 0..255 "
+                "pixels, no mean/std); pass --pipeline P --model NAME if the model expects "
+                "normalized input")
     decoder = decoder_stage(decoder_kind, ctx, "infer") if decoder_kind else None
     return Preparer([cls(cfg, ctx)], input_name, decoder, "letterbox %dx%d (default)"
                     % (int(input_shape[2]), int(input_shape[3])))

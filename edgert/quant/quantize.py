@@ -27,7 +27,9 @@ from edgert.errors import RuntimeFailure, UsageError
 from edgert.fsutil import atomic_write_bytes, atomic_write_text
 from edgert.progress import Progress
 from edgert.quant import trt_cache as tcache
-from edgert.quant.calibrate import activation_tensors, amax_table, collect_ranges
+from edgert.quant.calibrate import (
+    activation_tensors, amax_table, collect_ranges, find_unquantizable,
+)
 from edgert.quant.feeds import Preparer
 from edgert.quant.frames import FrameSet
 from edgert.quant.gate import ClassStats, DetectionStats, output_error, summarize
@@ -110,9 +112,12 @@ def run_quantize(opts: QuantizeOptions, frames: FrameSet, preparer: Preparer) ->
     try:
         data = prepare_frames(frames, preparer)
         prepared = prepare(fp32)
-        ranges = collect_ranges(prepared, data.calibration, opts.method)
+        _check_exclude(prepared, opts.exclude)
+        bad = find_unquantizable(prepared, data.calibration,
+                                 activation_tensors(GraphView(prepared, infer=False)))
+        ranges = collect_ranges(prepared, data.calibration, opts.method, skip=bad)
         ref_held = run_all(session(prepared), data.held_out)
-        exclude = list(opts.exclude)
+        exclude = list(opts.exclude) + _touching(prepared, bad, opts.exclude)
         sens: List[Any] = []
         if opts.keep_fp32 > 0:
             few = data.calibration[:max(1, opts.sensitivity_frames)]
@@ -128,12 +133,27 @@ def run_quantize(opts: QuantizeOptions, frames: FrameSet, preparer: Preparer) ->
         preparer.stop()
     atomic_write_bytes(opts.out, model_bytes(qmodel))
     report = _report(opts, frames, preparer, gate, qmodel, exclude, sens)
+    report["unquantizable_tensors"] = bad
     if opts.trt_cache is not None:
         report["trt_cache"] = write_trt_cache(opts, g, ranges)
     report["seconds"] = round(time.monotonic() - t0, 1)
     if opts.report is not None:
         atomic_write_text(opts.report, json.dumps(report, indent=2) + "\n")
     return report
+
+
+def _check_exclude(model: Any, names: Sequence[str]) -> None:
+    known = {n.name for n in model.graph.node}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise UsageError("--exclude %s: no such node in the model" % ", ".join(unknown))
+
+
+def _touching(model: Any, tensors: Sequence[str], already: Sequence[str]) -> List[str]:
+    """Nodes that read or write one of ``tensors`` (they must stay in float)."""
+    bad = set(tensors)
+    return [n.name for n in model.graph.node
+            if n.name not in already and bad & (set(n.input) | set(n.output))]
 
 
 def write_trt_cache(opts: QuantizeOptions, g: GraphView, ranges: Any) -> Dict[str, Any]:

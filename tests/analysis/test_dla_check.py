@@ -208,10 +208,12 @@ def test_cli_writes_json_and_table(tmp_path: Path) -> None:
     assert len(data["subgraphs"]) == 2
 
 
-def test_cli_missing_model_is_one_line(tmp_path: Path) -> None:
-    proc = _cli(str(tmp_path / "nope.onnx"))
-    assert proc.returncode == 2
-    assert len(proc.stderr.strip().splitlines()) == 1 and "nope.onnx" in proc.stderr
+def test_cli_missing_model_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from edgert.cli.main import main
+
+    assert main(["dla-check", str(tmp_path / "nope.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "nope.onnx" in err
 
 
 def test_zero_pad_before_conv_is_unconfirmed_gpu_or_dla_with_fold_pads() -> None:
@@ -231,3 +233,23 @@ def test_shapes_behind_folded_shape_math_are_known() -> None:
     assert report.node("scatter").device == "folded"
     node = report.node("probe")
     assert node.device == "dla" and "dynamic" not in node.reason
+
+
+DEMO = Path(__file__).resolve().parents[2] / "models" / "nanodet-coco.onnx"
+
+
+@pytest.mark.parametrize("platform", BOTH)
+def test_demo_detector(platform: str) -> None:
+    report = check_model(DEMO, platform)
+    by = {n.name: n for n in report.nodes}
+    convs = [n for n in report.nodes if n.op == "Conv"]
+    assert convs and all(n.device == "dla" for n in convs)
+    for name in ("Resize__116", "Resize__128"):  # bilinear x0.5 in the PAN
+        assert by[name].device == "gpu" and by[name].rule == "resize.scale"
+        assert "0.5" in by[name].reason
+    assert by["PartitionedCall/PadV2"].rule == "pad.unsupported"  # -inf pad before max pool
+    assert not by["PartitionedCall/PadV2"].unconfirmed
+    assert all(n.device != "gpu" or n.rule for n in report.nodes)
+    assert report.transitions == len(report.reformat_points) > 0
+    what_if = check_model(DEMO, platform, fold_pads=True)
+    assert what_if.count("gpu") == 3 and len(what_if.subgraphs) < len(report.subgraphs)

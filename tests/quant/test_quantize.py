@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any, Dict
 
 import pytest
 
+from edgert.cli.main import main
 from edgert.quant.feeds import Preparer
 from edgert.quant.frames import load_frames
 from edgert.quant.quantize import QuantizeOptions, run_quantize
@@ -46,9 +45,10 @@ def test_gate_fails_below_the_bar(classifier_path: Path, photos: Path, tmp_path:
     assert (tmp_path / "q.onnx").is_file()  # outputs are still written for inspection
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edgert", "quantize", *args],
-                          capture_output=True, text=True)
+def _cli(capsys: pytest.CaptureFixture, *args: str) -> tuple:
+    """In-process CLI run (subprocess start-up would dominate these fast checks)."""
+    code = main(["quantize", *args])
+    return code, capsys.readouterr().err
 
 
 @pytest.mark.parametrize("extra,message", [
@@ -59,8 +59,9 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
     (["--min-agreement", "0.9", "--held-out", "0"], "held-out"),
 ])
 def test_usage_errors_are_one_line(classifier_path: Path, photos: Path, tmp_path: Path,
-                                   extra: list, message: str) -> None:
-    proc = _cli(str(classifier_path), "--calib", str(photos), "--out", str(tmp_path / "q.onnx"),
-                *extra)
-    assert proc.returncode == 2, proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1 and message in proc.stderr
+                                   extra: list, message: str,
+                                   capsys: pytest.CaptureFixture) -> None:
+    code, err = _cli(capsys, str(classifier_path), "--calib", str(photos), "--out",
+                     str(tmp_path / "q.onnx"), *extra)
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1 and message in err
