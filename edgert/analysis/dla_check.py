@@ -346,8 +346,9 @@ def check_model(model: Union[str, Path, Any], platform: str = "orin", precision:
     if precision not in ("fp16", "int8"):
         raise UsageError("precision %r: DLA runs fp16 or int8 only" % precision)
     name = str(model) if isinstance(model, (str, Path)) else (model.graph.name or "<model>")
-    proto = load_model(model) if isinstance(model, (str, Path)) else model
+    proto = load_model(model) if isinstance(model, (str, Path)) else _copy(model)
     warnings = fix_input_shapes(proto, batch if batch is not None else 1, input_shapes or {})
+    forget_shapes(proto)
     g = GraphView(proto)
     ctx = RuleContext(g, PLATFORMS[platform], precision, fold_pads)
     order = g.topo_order()
@@ -371,6 +372,21 @@ def check_model(model: Union[str, Path, Any], platform: str = "orin", precision:
              name, platform, report.count(DLA), report.count(GPU), report.count(FOLDED),
              len(subgraphs), report.transitions)
     return report
+
+
+def _copy(model: Any) -> Any:
+    out = type(model)()
+    out.CopyFrom(model)
+    return out
+
+
+def forget_shapes(model: Any) -> None:
+    """Drop stored intermediate/output shapes so inference recomputes them from the pinned
+    inputs (a stale ``N`` in value_info would otherwise survive and read as dynamic)."""
+    del model.graph.value_info[:]
+    for o in model.graph.output:
+        if o.type.HasField("tensor_type"):
+            o.type.tensor_type.ClearField("shape")
 
 
 def _subgraph_warnings(subgraphs: Sequence[Subgraph]) -> List[str]:

@@ -99,6 +99,35 @@ def fix_input_shapes(model: Any, batch: Optional[int],
     return warnings
 
 
+def sort_nodes(model: Any) -> None:
+    """Reorder ``model.graph.node`` topologically in place (stable where already ordered).
+
+    ONNX requires topological order and shape inference depends on it; ONNX
+    Runtime's quantizer appends its Q/DQ nodes at the end.
+    """
+    g = model.graph
+    known = {i.name for i in g.input} | {t.name for t in g.initializer} | {""}
+    pending = list(g.node)
+    order: List[Any] = []
+    while pending:
+        rest = []
+        for n in pending:
+            if all(i in known for i in n.input):
+                order.append(n)
+                known.update(n.output)
+            else:
+                rest.append(n)
+        if len(rest) == len(pending):
+            order.extend(rest)  # a cycle or a dangling input: leave the rest as it was
+            break
+        pending = rest
+    copies = [type(n)() for n in order]
+    for dst, src in zip(copies, order):
+        dst.CopyFrom(src)
+    del g.node[:]
+    g.node.extend(copies)
+
+
 def _shape_of(value_info: Any) -> Optional[Shape]:
     tt = value_info.type.tensor_type
     if not tt.HasField("shape"):
@@ -116,6 +145,7 @@ class GraphView:
         onnx = require("onnx", "reading ONNX models")
         self._onnx = onnx
         if infer:
+            sort_nodes(model)
             try:
                 model = onnx.shape_inference.infer_shapes(model, data_prop=True)
             except Exception as exc:  # noqa: BLE001 - inference errors vary by opset

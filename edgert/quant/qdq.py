@@ -22,6 +22,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 from edgert._lazy import require
+from edgert.analysis.onnx_graph import sort_nodes
 
 log = logging.getLogger("edgert.quant.qdq")
 
@@ -77,7 +78,9 @@ def quantize(prepared: Any, ranges: Any, exclude: Sequence[str] = (),
         nodes_to_exclude=list(exclude), op_types_to_quantize=list(op_types),
         extra_options=dict(_EXTRA_OPTIONS))
     quantizer.quantize_model()
-    return quantizer.model.model
+    model = quantizer.model.model
+    sort_nodes(model)  # ORT appends Q/DQ nodes at the end; ONNX wants topological order
+    return model
 
 
 def quantized_nodes(model: Any) -> List[str]:
