@@ -108,3 +108,14 @@ def test_sparsify_demo_detector_with_pipeline_frames(tmp_path: Path) -> None:
             w = np.moveaxis(inits[layer["weight"]], layer["axis"], -1)
             groups = w.reshape(-1, w.shape[-1] // 4, 4)
             assert np.all((groups == 0).sum(-1) >= 2), layer["node"]
+
+
+def test_dla_check_on_the_qdq_model_flags_explicit_quantization(demo: Dict[str, Any]) -> None:
+    from edgert.analysis.dla_check import check_model
+
+    report = check_model(demo["out"] / "det-int8.onnx", "orin", precision="int8")
+    qdq = [n for n in report.nodes if n.op in ("QuantizeLinear", "DequantizeLinear")
+           and n.device != "folded"]
+    assert qdq and all(n.rule == "qdq.explicit" for n in qdq)
+    convs = [n for n in report.nodes if n.op == "Conv"]
+    assert convs and all(n.device == "dla" for n in convs)

@@ -85,3 +85,11 @@ def test_kept_layer_is_not_quantized(quantized: Dict[str, Any]) -> None:
     assert len(kept) == 1
     assert kept[0] not in quantized_nodes(m)
     assert len(quantized_nodes(m)) == quantized["report"]["quantized_layers"] == 2
+
+
+def test_nodes_are_topologically_sorted(quantized: Dict[str, Any]) -> None:
+    m = _load(quantized)
+    known = {i.name for i in m.graph.input} | {t.name for t in m.graph.initializer} | {""}
+    for n in m.graph.node:
+        assert all(i in known for i in n.input), n.name
+        known.update(n.output)
