@@ -26,7 +26,8 @@ log = logging.getLogger("edgert.cli.inspect")
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     p = sub.add_parser("inspect", help="show per-layer device/precision of built engines",
                        description=__doc__.splitlines()[0] if __doc__ else None)
-    p.add_argument("target", metavar="ENGINE_OR_PIPELINE", help="an .engine file or a pipeline YAML")
+    p.add_argument("target", metavar="ENGINE_OR_PIPELINE",
+                   help="an .engine file or a pipeline YAML")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="pipeline override, as for edgert run")
     p.add_argument("--profile", action="store_true",
@@ -82,7 +83,7 @@ def _add_times(engine: Path, device: str, report: Any, runs: int) -> None:
     try:
         io = eng.new_io(eng.max_batch)
         rng = np.random.default_rng(0)
-        for name, arr in io.inputs.items():
+        for arr in io.inputs.values():
             arr[...] = rng.random(arr.shape).astype(arr.dtype)
         times = eng.profile(io, eng.max_batch, runs=max(1, runs))
     finally:

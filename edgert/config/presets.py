@@ -6,7 +6,8 @@ lives in one reviewed place instead of being copied into every pipeline::
 
     preset: 1                        # format version
     description: Xavier DLA, INT8 with GPU fallback
-    platform: xavier                 # xavier | orin | orin-nano | any (informational; checked by `edgert build`)
+    platform: xavier                 # xavier | orin | orin-nano | any (`edgert build` warns
+                                     # when it runs on another board family)
     model:                           # defaults for the model's own keys
       device: dla:0
       precision: int8

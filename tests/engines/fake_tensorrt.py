@@ -309,7 +309,7 @@ class Builder:
         scales = _calibrate(trt, network, config)
         if "SPARSE_WEIGHTS" in config.flags:
             self.logger.log(trt.ILogger.Severity.INFO, "(Sparsity) Layers eligible for sparse "
-                            "math: %s" % ", ".join(l.name for l in network.layers[:2]))
+                            "math: %s" % ", ".join(x.name for x in network.layers[:2]))
         if config.timing_cache is not None:
             config.timing_cache.entries["builds"] = config.timing_cache.entries.get("builds", 0) + 1
         if monitor is not None:
@@ -368,7 +368,8 @@ def _precision(trt: Any, config: IBuilderConfig, dla: bool) -> str:
     return "Row major linear FP32"
 
 
-def _placement(trt: Any, network: INetworkDefinition, config: IBuilderConfig) -> List[Dict[str, Any]]:
+def _placement(trt: Any, network: INetworkDefinition,
+               config: IBuilderConfig) -> List[Dict[str, Any]]:
     """Inspector-style layers: consecutive DLA layers fold into one ForeignNode."""
     on_dla = config.default_device_type.name == "DLA"
     out: List[Dict[str, Any]] = []

@@ -89,13 +89,15 @@ def make_logger(notes: List[str]) -> "trt.ILogger":
     return Logger()
 
 
-def create_network(builder: "trt.Builder", feats: Features) -> Tuple["trt.INetworkDefinition", bool]:
-    """(network, strongly typed): explicit batch on 8.x, strongly typed where precision flags are gone."""
+def create_network(builder: "trt.Builder",
+                   feats: Features) -> Tuple["trt.INetworkDefinition", bool]:
+    """(network, strongly typed): explicit batch on 8.x; strongly typed without precision flags."""
     import tensorrt as trt
 
     flags = 0
     if feats.explicit_batch_flag:  # required in 8.x, deprecated in 10, removed in 11
-        flags |= 1 << int(getattr(trt.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH"))
+        # getattr: the flag is gone in TRT 11 (feature-detected in compat).
+        flags |= 1 << int(getattr(trt.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH"))  # noqa: B009
     strongly = feats.strongly_typed and not feats.precision_flags  # TRT 11
     if strongly:
         flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
@@ -132,7 +134,7 @@ def set_pools(config: "trt.IBuilderConfig", feats: Features, build: BuildConfig,
         if feats.memory_pools:
             config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, build.workspace_mb * MiB)
         else:  # < 8.4 only; removed in 10.x
-            setattr(config, "max_workspace_size", build.workspace_mb * MiB)
+            setattr(config, "max_workspace_size", build.workspace_mb * MiB)  # noqa: B010
     if not dla or not feats.dla_pools:
         return
     pools = ((build.dla_sram_kb, 1 << 10, trt.MemoryPoolType.DLA_MANAGED_SRAM),
@@ -163,7 +165,8 @@ def set_precision(config: "trt.IBuilderConfig", feats: Features, req: BuildReque
             log.info("TensorRT %s builds strongly typed networks: the ONNX model's types decide "
                      "precision (precision: %s sets no flags)", feats.version, req.precision)
         return False
-    want_int8 = req.precision == "int8" or (req.precision == "best" and (qdq or req.has_calibration))
+    best_int8 = req.precision == "best" and (qdq or req.has_calibration)
+    want_int8 = req.precision == "int8" or best_int8
     if req.precision in ("fp16", "int8", "best"):
         config.set_flag(trt.BuilderFlag.FP16)  # also the fallback for layers without INT8
     if want_int8:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Sequence, Tuple
 
 import numpy as np
 
@@ -123,7 +123,8 @@ class CalibrationData:
             raise RuntimeFailure("calibration: preprocessing gives %s per frame but input '%s' "
                                  "is %s" % (tuple(tensor.shape[1:]), self.input_name,
                                             self.shape[1:]))
-        return tensor.astype(self.dtype, copy=False)
+        # A copy: stages reuse their output buffer for the next batch.
+        return np.array(tensor, dtype=self.dtype, copy=True)
 
     def batches(self) -> Iterator[Dict[str, np.ndarray]]:
         """Full batches only; a short last batch is topped up by repeating its frames."""
@@ -158,7 +159,10 @@ class CalibrationData:
         self.stages = []
 
 
-def single_image_input(inputs: Sequence[Tuple[str, Tuple[int, ...], Any]]) -> Tuple[str, Tuple[int, ...], Any]:
+InputSpec = Tuple[str, Tuple[int, ...], Any]
+
+
+def single_image_input(inputs: Sequence[InputSpec]) -> InputSpec:
     """Pipeline calibration feeds one image input; other models bring a cache."""
     if len(inputs) != 1:
         raise RuntimeFailure("calibration from the pipeline feeds one image input; this model has "

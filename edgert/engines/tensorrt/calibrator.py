@@ -75,7 +75,8 @@ def cache_matches(data: bytes, expected_header: str) -> Optional[str]:
     except (ValueError, UnicodeDecodeError) as exc:
         return "unreadable (%s)" % exc
     if header != expected_header:
-        return "made by %s, this build needs %s (TensorRT re-calibrates)" % (header, expected_header)
+        return "made by %s, this build needs %s (TensorRT re-calibrates)" % (
+            header, expected_header)
     return None
 
 

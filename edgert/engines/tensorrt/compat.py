@@ -34,7 +34,7 @@ class Features:
     """Capabilities of one TensorRT installation."""
 
     version: str
-    explicit_batch_flag: bool  # 8.x: EXPLICIT_BATCH must be set (deprecated/ignored in 10, gone in 11)
+    explicit_batch_flag: bool  # 8.x needs EXPLICIT_BATCH (ignored in 10, gone in 11)
     strongly_typed: bool  # NetworkDefinitionCreationFlag.STRONGLY_TYPED (9.1+)
     precision_flags: bool  # BuilderFlag.FP16/INT8 exist (gone in TRT 11)
     implicit_int8: bool  # calibrator classes and config.int8_calibrator (gone in TRT 11)
@@ -96,7 +96,8 @@ def detect(trt: Any) -> Features:
         dla_pools=hasattr(trt.MemoryPoolType, "DLA_MANAGED_SRAM"),
         named_io=hasattr(trt.ICudaEngine, "num_io_tensors")
         and hasattr(trt.IExecutionContext, "execute_async_v3"),
-        progress_monitor=hasattr(trt, "IProgressMonitor") and hasattr(config_cls, "progress_monitor"),
+        progress_monitor=hasattr(trt, "IProgressMonitor")
+        and hasattr(config_cls, "progress_monitor"),
         dla_api=hasattr(trt.DeviceType, "DLA"),
         dla_release=dla_ok and hasattr(trt.DeviceType, "DLA"),
         dla_explicit_quant=dla_qdq,
@@ -119,7 +120,8 @@ def refusal_dla(feats: Features, device: str, num_cores: int, has_qdq: bool) -> 
         return ("TensorRT %s has no DLA support (TensorRT 11.0-11.3 dropped DLA; use the "
                 "JetPack's TensorRT 10.x, or 11.4+ with a Q/DQ model on AGX Orin)" % feats.version)
     if num_cores == 0:
-        return "%s requested but this device has no DLA cores (Orin Nano and discrete GPUs have none); use device: gpu" % device
+        return ("%s requested but this device has no DLA cores (Orin Nano and discrete GPUs "
+                "have none); use device: gpu" % device)
     if core >= num_cores:
         cores = ", ".join("dla:%d" % i for i in range(num_cores))
         return "%s requested but this device has %d DLA core%s (%s)" % (

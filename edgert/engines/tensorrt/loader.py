@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Tuple
 
 from edgert.config.schema import ModelConfig
 from edgert.engines.base import BACKENDS, Engine
@@ -23,6 +24,20 @@ def available() -> bool:
     from edgert._lazy import available as importable
 
     return importable("tensorrt") and cuda.available()
+
+
+def is_available() -> Tuple[bool, str]:
+    """(usable, why) for ``backend: auto``, so the log says why TensorRT was or was not picked."""
+    from edgert import cuda
+    from edgert._lazy import available as importable
+
+    if not importable("tensorrt"):
+        return False, "tensorrt is not installed"
+    if not cuda.available():
+        return False, "no usable CUDA GPU (or no cuda-python/PyCUDA)"
+    import tensorrt as trt
+
+    return True, "TensorRT %s on %s" % (trt.__version__, cuda.device_name())
 
 
 def _require_gpu() -> None:
@@ -56,7 +71,8 @@ def load_tensorrt(name: str, model: ModelConfig, device: str, base_dir: Path) ->
         except DeserializeError as exc:
             if attempt == 2:
                 raise RuntimeFailure("model '%s': the freshly built engine %s does not "
-                                     "deserialize either: %s" % (name, record.entry.engine, exc))
+                                     "deserialize either: %s" % (name, record.entry.engine, exc)
+                                     ) from exc
             log.warning("model '%s': cached engine %s failed to deserialize (%s); rebuilding",
                         name, record.entry.engine.name, exc)
             record = ensure_engine(name, model, device, feats, force=True)

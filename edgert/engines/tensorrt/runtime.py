@@ -41,7 +41,8 @@ class DeserializeError(RuntimeFailure):
     """The plan could not be deserialized (corrupt, or from another TensorRT/GPU)."""
 
 
-def deserialize(plan: bytes, device: str, logger: "trt.ILogger") -> Tuple["trt.Runtime", "trt.ICudaEngine"]:
+def deserialize(plan: bytes, device: str,
+                logger: "trt.ILogger") -> Tuple["trt.Runtime", "trt.ICudaEngine"]:
     import tensorrt as trt
 
     runtime = trt.Runtime(logger)
@@ -143,7 +144,8 @@ class TrtEngine(Engine):
     def describe(self) -> Dict[str, Any]:
         out = super().describe()
         out.update(self.info)
-        out.update(zero_copy=self._zero_copy, cuda_graphs=self._graphs_wanted and not self._graphs_failed)
+        out.update(zero_copy=self._zero_copy,
+                   cuda_graphs=self._graphs_wanted and not self._graphs_failed)
         return out
 
     # ------------------------------------------------------------ buffers
@@ -156,7 +158,8 @@ class TrtEngine(Engine):
                 self._set_shapes(capacity)
                 dims = ctx.get_tensor_shape(spec.name)
                 return tuple(int(dims[j]) for j in range(len(dims)))
-            raise RuntimeFailure("input '%s' has dynamic non-batch dimensions %s" % (spec.name, spec.shape))
+            raise RuntimeFailure("input '%s' has dynamic non-batch dimensions %s"
+                                 % (spec.name, spec.shape))
         return (capacity,) + tuple(rest)
 
     def new_io(self, capacity: int) -> EngineIO:

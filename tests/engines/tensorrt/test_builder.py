@@ -88,7 +88,8 @@ def test_dla_without_fallback_builds_when_every_layer_fits(trt_dla: Any, tmp_pat
 
 def test_per_layer_overrides(trt_dla: Any, tmp_path: Path) -> None:
     onnx = tiny_model(tmp_path / "m.onnx", softmax=False)
-    cfg = BuildConfig(layers=[{"match": "relu*", "device": "gpu"}, {"match": "conv*", "device": "dla"}])
+    cfg = BuildConfig(layers=[{"match": "relu*", "device": "gpu"},
+                              {"match": "conv*", "device": "dla"}])
     plan = run(trt_dla, onnx, device="dla:0", build=cfg)
     assert plan["device_types"] == {"relu1": "GPU", "conv1": "DLA"}
     assert plan["_built"].fallback_layers == ["relu1"]

@@ -1,4 +1,4 @@
-"""Calibration frames go through the pipeline's OWN preprocess stages (real video, real letterbox)."""
+"""Calibration frames go through the pipeline's OWN preprocess stages (real video, letterbox)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -47,7 +47,8 @@ models:
     batch: 2
     int8: {calibration: {%(calib)s, count: 4, cache: %(cache)s}}
 stages:
-  - {name: pre, kind: letterbox, input: sources, size: [8, 8], mean: [100, 110, 120], std: [50, 50, 50]}
+  - {name: pre, kind: letterbox, input: sources, size: [8, 8],
+     mean: [100, 110, 120], std: [50, 50, 50]}
   - {name: infer, kind: infer, model: tiny, input: pre}
 """
 

@@ -1,4 +1,4 @@
-"""INT8 calibrator: protocol (pointers in input order, [] at the end), cache format and round trip."""
+"""INT8 calibrator: protocol (pointers in input order, [] when done), cache format, round trip."""
 from __future__ import annotations
 
 import json
@@ -11,8 +11,15 @@ import pytest
 
 from edgert.engines.tensorrt.builder import BuildRequest, build
 from edgert.engines.tensorrt.calibrator import (
-    CalibrationFeed, cache_header, cache_matches, decode_scale, encode_scale, format_cache,
-    make_calibrator, parse_cache)
+    CalibrationFeed,
+    cache_header,
+    cache_matches,
+    decode_scale,
+    encode_scale,
+    format_cache,
+    make_calibrator,
+    parse_cache,
+)
 from edgert.engines.tensorrt.compat import detect
 from tests.engines import fake_cuda, fake_tensorrt
 

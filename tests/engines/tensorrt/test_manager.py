@@ -63,7 +63,8 @@ def test_loader_builds_and_runs(trt: Any, onnx_path: Path) -> None:
     out = eng.infer({"images": np.ones((2, 3, 8, 8), np.float32)})
     assert np.allclose(out["scores"], 1.0)
     d = eng.describe()
-    assert d["backend"] == "tensorrt" and d["precision"] == "fp16" and "gpu: 3 engine layers" in d["placement"]
+    assert d["backend"] == "tensorrt" and d["precision"] == "fp16"
+    assert "gpu: 3 engine layers" in d["placement"]
 
 
 def test_loader_rebuilds_when_deserialize_fails(trt: Any, onnx_path: Path, caplog: Any,
@@ -99,3 +100,13 @@ def test_without_tensorrt(monkeypatch: Any, onnx_path: Path) -> None:
     assert available() is False
     with pytest.raises(MissingDependency, match="python3-libnvinfer.*pip install tensorrt"):
         BACKENDS.get("tensorrt")("tiny", _model(onnx_path), "gpu", onnx_path.parent)
+
+
+def test_is_available_says_why(trt: Any, monkeypatch: Any) -> None:
+    from edgert import cuda
+    from edgert.engines.tensorrt import is_available
+
+    ok, why = is_available()
+    assert ok and why == "TensorRT %s on Fake Orin (test stand-in)" % trt.__version__
+    monkeypatch.setattr(cuda, "available", lambda: False)
+    assert is_available() == (False, "no usable CUDA GPU (or no cuda-python/PyCUDA)")

@@ -5,8 +5,7 @@ import json
 
 import pytest
 
-from edgert.engines.tensorrt.placement import (
-    PlacementReport, parse_inspector, precision_of, table)
+from edgert.engines.tensorrt.placement import PlacementReport, parse_inspector, precision_of, table
 
 # Shaped like TensorRT's DETAILED inspector output (keys per [POLY]; names per [I3143]).
 DETAILED = {"Layers": [
@@ -25,17 +24,18 @@ DETAILED = {"Layers": [
 def test_detailed_json() -> None:
     rep = parse_inspector(json.dumps(DETAILED), "dla:0", network_layers=9,
                           fallback_layers=["head/softmax"])
-    assert [(l.device, l.precision) for l in rep.layers] == [
+    assert [(x.device, x.precision) for x in rep.layers] == [
         ("reformat", "fp16"), ("dla", "int8"), ("reformat", "fp16"), ("gpu", "fp32")]
     assert rep.dla_subgraphs == 1 and rep.reformats == 2 and rep.gpu_layers == 1
     assert rep.gpu_fallback == 2  # the fused GPU layer holds two network layers
     assert rep.layers[3].tactic == "sm80_xmma_softmax"
-    assert PlacementReport.from_dict(json.loads(json.dumps(rep.to_dict()))).to_dict() == rep.to_dict()
+    again = PlacementReport.from_dict(json.loads(json.dumps(rep.to_dict())))
+    assert again.to_dict() == rep.to_dict()
 
 
 def test_names_only_json_and_gpu_engines() -> None:
     rep = parse_inspector(json.dumps({"Layers": ["conv1 + relu1", "head"]}), "gpu")
-    assert [l.device for l in rep.layers] == ["gpu", "gpu"]
+    assert [x.device for x in rep.layers] == ["gpu", "gpu"]
     assert rep.gpu_fallback == 0  # fallback only means something on DLA
     assert "gpu: 2 engine layers" in rep.summary()
 

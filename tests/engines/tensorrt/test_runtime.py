@@ -1,4 +1,4 @@
-"""Runtime: name-based I/O, zero copy on integrated GPUs, counted copies on discrete, CUDA graphs."""
+"""Runtime: name-based I/O, zero copy on integrated GPUs, counted copies on discrete, graphs."""
 from __future__ import annotations
 
 from pathlib import Path
