@@ -135,8 +135,12 @@ def check_model_build(pipeline: PipelineConfig, name: str, model: ModelConfig,
     """
     model._pipeline = pipeline
     preset_path = model.build.preset
-    if preset_path is None:
-        return
+    if preset_path is not None:
+        _apply_file(model, name, preset_path, locs)
+    check_board_dla(model, name, locs)
+
+
+def _apply_file(model: ModelConfig, name: str, preset_path: Path, locs: Locations) -> None:
     key: KeyPath = ("models", name, "build", "preset")
     if not preset_path.is_file():
         raise locs.error("build preset not found: %s" % preset_path, key)
@@ -155,3 +159,27 @@ def preset_platform(model: ModelConfig) -> Optional[str]:
     if isinstance(info, dict) and info.get("platform") not in (None, "any"):
         return str(info["platform"])
     return None
+
+
+def check_board_dla(model: ModelConfig, name: str, locs: Locations,
+                    root: Optional[Path] = None) -> None:
+    """On a Jetson, ``dla:N`` must exist on this board (Orin Nano has none, Orin NX 8GB one).
+
+    Off a Jetson nothing is checked: the same YAML is developed on a laptop.
+    """
+    from edgert.platform import detect, nvpmodel, tools
+
+    wanted = [(j, d) for j, d in enumerate(model.devices()) if d.startswith("dla:")]
+    root = root if root is not None else tools.sysroot()
+    if not wanted or not detect.is_jetson(root):
+        return
+    cores = detect.dla_cores(root, nvpmodel.read_conf(root))
+    if cores is None:
+        return
+    for j, dev in wanted:
+        if int(dev.split(":", 1)[1]) < cores:
+            continue
+        key: KeyPath = ("models", name) + (("instances", j) if model.instances else ("device",))
+        have = ", ".join("dla:%d" % i for i in range(cores)) if cores else "use device: gpu"
+        raise locs.error("'%s' — this Jetson has %d DLA core%s (%s)"
+                         % (dev, cores, "" if cores == 1 else "s", have), key)

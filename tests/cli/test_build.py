@@ -99,3 +99,15 @@ def test_unknown_model_name(pipeline: Path, monkeypatch: Any, tmp_path: Path,
     install("10.3.0", monkeypatch, tmp_path / "unused")
     assert main(["build", str(pipeline), "--model", "tinny"]) == 2
     assert "did you mean 'tiny'" in capsys.readouterr().err
+
+
+def test_inspect_pipeline_after_build(pipeline: Path, monkeypatch: Any, tmp_path: Path,
+                                      capsys: Any) -> None:
+    install("10.3.0", monkeypatch, tmp_path / "unused")
+    assert main(["inspect", str(pipeline)]) == 1  # nothing built yet: says so in one line
+    assert "no usable engine (not built); run edgert build" in capsys.readouterr().err
+    assert main(["build", str(pipeline), "-q"]) == 0
+    capsys.readouterr()
+    assert main(["inspect", str(pipeline), "--json", str(tmp_path / "r.json")]) == 0
+    out = capsys.readouterr().out
+    assert out.count("from the sidecar") == 2 and "tiny on dla:0" in out

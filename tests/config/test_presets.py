@@ -101,3 +101,23 @@ def test_relative_paths_in_a_preset_resolve_against_it(tmp_path: Path) -> None:
     preset.parent.mkdir()
     preset.write_text("preset: 1\nbuild: {timing_cache: ../tc/timing.cache}\n")
     assert load_preset(preset).build.timing_cache == (tmp_path / "tc" / "timing.cache").resolve()
+
+
+TREES = REPO / "tests" / "platform" / "fixtures" / "trees"
+
+
+@pytest.mark.parametrize("tree,devices,msg", [
+    ("orin_nano_jp6", "[gpu, dla:0]", r"instances\[1\]: 'dla:0' — this Jetson has 0 DLA cores "
+                                      r"\(use device: gpu\)"),
+    ("agx_xavier_jp5", "[dla:0, dla:1]", None),
+])
+def test_dla_cores_checked_on_a_jetson(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                       tree: str, devices: str, msg: str) -> None:
+    monkeypatch.setenv("EDGERT_SYSFS_ROOT", str(TREES / tree))
+    preset = REPO / "configs" / "orin-dla-fp16.yaml"
+    path = _pipeline(tmp_path, preset, "    instances: %s" % devices)
+    if msg is None:
+        assert load_pipeline(path).models["det"].devices() == ["dla:0", "dla:1"]
+    else:
+        with pytest.raises(ConfigError, match=msg):
+            load_pipeline(path)

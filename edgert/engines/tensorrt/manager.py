@@ -144,7 +144,8 @@ def _request(name: str, model: ModelConfig, device: str, feats: Features,
 
 
 def warn_sparsity(model: ModelConfig, facts: Dict[str, Any]) -> None:
-    if model.sparsity and str(facts.get("compute_capability", "8")).split(".")[0] < "8":
+    major = int(str(facts.get("compute_capability") or "8.0").split(".")[0])
+    if model.sparsity and major < 8:
         log.warning("sparsity: %s (compute capability %s, Volta on Xavier) has no sparse tensor "
                     "cores; SPARSE_WEIGHTS is set but gives no speedup there",
                     facts.get("gpu"), facts.get("compute_capability"))

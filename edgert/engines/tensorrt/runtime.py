@@ -132,6 +132,12 @@ class TrtEngine(Engine):
         return int(shapes[2][0])
 
     @property
+    def _static_batch(self) -> int:
+        """The fixed batch of a static-shape engine, 0 for a dynamic batch."""
+        first = self._inputs[0].shape
+        return first[0] if first and first[0] > 0 else 0
+
+    @property
     def trt_engine(self) -> "trt.ICudaEngine":
         return self._engine
 
@@ -170,9 +176,10 @@ class TrtEngine(Engine):
                                  % (capacity, self.max_batch, self.max_batch))
         state = _IOState(cuda.Stream())
         arrays: Dict[str, Dict[str, np.ndarray]] = {"in": {}, "out": {}}
+        rows = self._static_batch or capacity  # a static engine always runs its full batch
         for kind, specs in (("in", self._inputs), ("out", self._outputs)):
             for spec in specs:
-                shape = self._shape_at(spec, capacity)
+                shape = self._shape_at(spec, rows)
                 host = cuda.HostBuffer(shape, spec.dtype, mapped=self._zero_copy)
                 state.host.append(host)
                 arrays[kind][spec.name] = host.array
@@ -211,8 +218,7 @@ class TrtEngine(Engine):
         state: _IOState = io.handle
         if n < 1 or n > io.capacity:
             raise ValueError("run: n=%d outside 1..%d" % (n, io.capacity))
-        static = bool(self._inputs[0].shape[0] > 0)
-        rows = io.capacity if static else n  # static engines always run their full batch
+        rows = self._static_batch or n
         written: Set[str] = io.extra.get("device_written") or set()
         for name, arr in io.inputs.items():
             dev = state.device.get(name)

@@ -110,3 +110,11 @@ def test_is_available_says_why(trt: Any, monkeypatch: Any) -> None:
     assert ok and why == "TensorRT %s on Fake Orin (test stand-in)" % trt.__version__
     monkeypatch.setattr(cuda, "available", lambda: False)
     assert is_available() == (False, "no usable CUDA GPU (or no cuda-python/PyCUDA)")
+
+
+@pytest.mark.parametrize("cc,warned", [((7, 2), True), ((8, 7), False), ((10, 0), False)])
+def test_sparsity_warns_on_volta(trt_factory: Any, onnx_path: Path, caplog: Any,
+                                 cc: Any, warned: bool) -> None:
+    feats = detect(trt_factory("8.5.2", cc=cc))
+    manager.ensure_engine("tiny", _model(onnx_path, sparsity=True), "gpu", feats)
+    assert ("no sparse tensor cores" in caplog.text) is warned

@@ -114,3 +114,14 @@ def test_profile_reports_per_layer_times(trt: Any, onnx_path: Path) -> None:
     _feed(io, 1)
     times = eng.profile(io, 1, runs=3)
     assert times == {"conv1": 0.25, "relu1": 0.25, "head/softmax": 0.25}
+
+
+def test_static_engine_buffers_hold_its_full_batch(trt: Any, tmp_path: Path) -> None:
+    from tests.engines.models import tiny_model
+
+    eng = _engine(trt, tiny_model(tmp_path / "static.onnx", dynamic_batch=False, batch=4))
+    io = eng.new_io(2)  # the runtime wants 2, the engine always computes 4 rows
+    assert io.inputs["images"].shape[0] == 4 and io.outputs["scores"].shape[0] == 4
+    want = _feed(io, 2)
+    eng.run(io, 2)
+    assert np.allclose(io.outputs["scores"][:2].reshape(2, -1), want[:, None])
