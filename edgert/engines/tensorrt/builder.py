@@ -360,6 +360,9 @@ def build(req: BuildRequest, feats: Features, calib_factory: Optional[CalibFacto
     config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED  # for the placement report
     set_pools(config, feats, req.build, req.dla_core is not None)
     calibrate = set_precision(config, feats, req, qdq, strongly)
+    if calibrate and req.dla_core is not None and req.calibration_method != "entropy":
+        raise UsageError("DLA requires the entropy calibrator (IInt8EntropyCalibrator2); set "
+                         "int8.calibration.method: entropy for %s" % req.device)
     fallback = place_layers(config, layers, req)
     check_fallback(fallback, req.max_gpu_fallback, req.device)  # fail before a long build
     specs = input_specs(network, req.batch)

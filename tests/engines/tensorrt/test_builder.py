@@ -247,3 +247,9 @@ def test_progress_monitor_on_10_and_later(trt: Any, onnx_path: Path) -> None:
     feats = detect(trt)
     assert feats.progress_monitor == (not trt.__version__.startswith("8"))
     run(trt, onnx_path)  # the monitor's callbacks ran inside the stand-in's build
+
+
+def test_dla_int8_requires_the_entropy_calibrator(trt_dla: Any, onnx_path: Path) -> None:
+    with pytest.raises(UsageError, match="DLA requires the entropy calibrator"):
+        run(trt_dla, onnx_path, device="dla:0", precision="int8", has_calibration=True,
+            calibration_method="minmax")
