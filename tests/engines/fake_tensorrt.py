@@ -38,7 +38,9 @@ OP_TYPES = {"Conv": "CONVOLUTION", "Relu": "ACTIVATION", "Sigmoid": "ACTIVATION"
             "MaxPool": "POOLING", "AveragePool": "POOLING", "GlobalAveragePool": "POOLING",
             "Add": "ELEMENTWISE", "Mul": "ELEMENTWISE", "Concat": "CONCATENATION",
             "Softmax": "SOFTMAX", "Reshape": "SHUFFLE", "Transpose": "SHUFFLE", "Gather": "GATHER",
-            "QuantizeLinear": "QUANTIZE", "DequantizeLinear": "DEQUANTIZE"}
+            "QuantizeLinear": "QUANTIZE", "DequantizeLinear": "DEQUANTIZE",
+            "Pad": "PADDING", "LeakyRelu": "ACTIVATION", "Split": "SLICE", "Cast": "CAST",
+            "Expand": "SLICE", "ScatterND": "SCATTER", "Resize": "RESIZE"}
 PLAN_MAGIC = b"FAKETRTPLAN\n"
 
 

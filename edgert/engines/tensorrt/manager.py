@@ -159,9 +159,12 @@ def inspect_plan(plan: bytes, device: str, network_layers: int,
     from edgert.engines.tensorrt.builder import make_logger
     from edgert.engines.tensorrt.runtime import deserialize
 
-    _, engine = deserialize(plan, device, make_logger([]))
+    logger = make_logger([])
+    runtime, engine = deserialize(plan, device, logger)
     inspector = engine.create_engine_inspector()
     text = inspector.get_engine_information(trt.LayerInformationFormat.JSON)
+    del inspector, engine  # before the runtime that deserialized it
+    del runtime
     return parse_inspector(text, device, network_layers, fallback)
 
 

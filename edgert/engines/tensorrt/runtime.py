@@ -87,12 +87,16 @@ class TrtEngine(Engine):
         self.device = device
         self.info = dict(info or {})
         self._logger = logger
-        self._runtime, self._engine = deserialize(plan, device, logger)
-        context = self._engine.create_execution_context()
+        runtime, engine = deserialize(plan, device, logger)
+        context = engine.create_execution_context()
         if context is None:
             raise RuntimeFailure("TensorRT could not create an execution context on %s "
                                  "(out of device memory?)" % device)
+        # Assignment order matters: attributes are released in this order when the object
+        # dies, and TensorRT needs context before engine before runtime.
         self._context: Optional["trt.IExecutionContext"] = context
+        self._engine = engine
+        self._runtime = runtime
         self._zero_copy = cuda.is_integrated()
         self._graphs_wanted = cuda_graphs
         self._graphs_failed = False
@@ -303,3 +307,6 @@ class TrtEngine(Engine):
                 state.free()
         self._states = []
         self._context = None
+        # Engine before runtime (the runtime must outlive the engines it deserialized).
+        for name in ("_engine", "_runtime"):
+            self.__dict__.pop(name, None)
