@@ -33,6 +33,7 @@ from edgert.runtime.graph import EngineFactory, Graph, build_graph
 from edgert.runtime.metrics import Metrics
 from edgert.runtime.report import (DETECTIONS, FRAMES_IN, FRAMES_OUT, RunReport,
                                    describe_metrics)
+from edgert.sinks.metrics import serve_metrics
 from edgert.sources.base import Frame
 
 log = logging.getLogger("edgert.runtime.sequential")
@@ -98,6 +99,7 @@ class SequentialExecutor:
         started = time.monotonic()
         copied = 0
         with ExitStack() as stack:
+            serve_metrics(graph, self.pipeline, self.metrics, stack)
             graph.open(stack)
             capacity = self._prepare_io(graph)
             guard = stop_on_signals(self.request_stop) if self.handle_signals \
