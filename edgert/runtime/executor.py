@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import logging
 from contextlib import ExitStack
+from types import SimpleNamespace
 from typing import Any, Dict, List, Optional
 
 from edgert.config.schema import PipelineConfig
 from edgert.errors import RuntimeFailure
-from edgert.runtime.build import Builder, EngineFactory, make_sources
+from edgert.runtime.build import Builder, EngineFactory, make_sinks, make_sources
 from edgert.runtime.graph import default_engine_factory
 from edgert.runtime.metrics import Metrics
 from edgert.runtime.report import RunReport, describe_metrics
 from edgert.runtime.signals import stop_on_signals
 from edgert.runtime.threaded import ThreadedCore
+from edgert.sinks.metrics import serve_metrics
 from edgert.sources.base import Source
 from edgert.stage import Sink
 
@@ -74,7 +76,12 @@ class ThreadedExecutor:
         with ExitStack() as stack:
             builder = Builder(self.pipeline, factory, stack)
             sources = self._sources if self._sources is not None else make_sources(self.pipeline)
-            comps = builder.components(sources, self._sinks, self._slots, self._prep)
+            sinks = self._sinks if self._sinks is not None else \
+                make_sinks(self.pipeline, builder.context())
+            # metrics bound to sources/sinks and the exporter on runtime.metrics_port
+            serve_metrics(SimpleNamespace(sources=sources, sinks=sinks), self.pipeline,
+                          self.metrics, stack)
+            comps = builder.components(sources, sinks, self._slots, self._prep)
             comps.opened = open_files(sources, stack)
             core = ThreadedCore(comps, rt.queue_depth, rt.batch_timeout_ms / 1000.0,
                                 self.metrics, self._shutdown_timeout_s, self.max_frames)

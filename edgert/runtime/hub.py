@@ -8,10 +8,13 @@ has drained, and the counters are mirrored into :class:`Metrics` as they move.
 
 Policies (``runtime.drop_policy``):
   * ``block``: the reader waits for room, nothing is lost (files).
-  * ``drop_oldest``: the oldest queued frame is evicted and counted as dropped,
-    so a live camera's latency stays bounded when the engine falls behind; when
-    a batch is formed from a full queue, only the newest frames it needs are
-    kept (see ``_skip_stale_locked``).
+  * ``drop_oldest``: on a full queue the oldest frame is evicted and counted as
+    dropped once it is stale (older than the engine's batch time; a burst of
+    fresh frames is absorbed up to ``BURST`` x depth), so a live camera's
+    latency stays bounded when the engine falls behind and nothing is lost to a
+    reconnect burst; when
+    a batch is formed, frames that waited longer than the engine's batch time
+    are skipped in favour of newer ones (see ``_skip_stale_locked``).
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ from edgert.sources.base import Frame
 
 BLOCK = "block"
 DROP_OLDEST = "drop_oldest"
+BURST = 4  # a full drop_oldest queue absorbs fresh frames up to BURST x depth
 
 
 @dataclass
@@ -68,8 +72,8 @@ class FrameHub:
             self.metrics.inc("edgert_frames_in_total", source=s.name)
             while len(s.queue) >= s.depth and not self._closed:
                 if s.policy == DROP_OLDEST:
-                    s.queue.popleft()
-                    self._dropped_locked(s, 1)
+                    if self._evict_locked(s, frame.capture_time):
+                        self._dropped_locked(s, 1)
                     break
                 self._cond.wait(0.1)
             if self._closed:
@@ -78,6 +82,19 @@ class FrameHub:
             s.queue.append(frame)
             self.metrics.set("edgert_queue_depth", len(s.queue), source=s.name)
             self._cond.notify_all()
+        return True
+
+    def _evict_locked(self, s: StreamState, now: float) -> bool:
+        """drop_oldest on a full queue: evict the oldest frame if it is stale.
+
+        Stale means older than the engine's recent batch time (``stale_after_s``):
+        the engine really is behind.  A burst of fresh frames (a camera
+        reconnecting or flushing its buffer) is absorbed instead, up to
+        ``BURST`` times the depth, so it loses nothing; memory stays bounded.
+        """
+        if len(s.queue) < BURST * s.depth and now - s.queue[0].capture_time <= self.stale_after_s:
+            return False
+        s.queue.popleft()
         return True
 
     def end(self, idx: int, error: Optional[str] = None) -> None:
@@ -123,14 +140,15 @@ class FrameHub:
     def _skip_stale_locked(self, max_items: int) -> None:
         """Skip stale frames of drop_oldest (live) streams when a batch is formed.
 
-        A frame is stale when its queue is full or it has waited longer than
-        ``stale_after_s`` (the engine's recent batch time, set by the runtime):
-        the engine is behind that stream, so only the newest frames this batch
-        takes from it are kept and latency stays bounded under overload.  A
-        stream the engine keeps up with never has stale frames, loses nothing.
+        A frame is stale when it has waited longer than ``stale_after_s`` (the
+        engine's recent batch time, set by the runtime) while newer frames of its
+        stream wait behind it: the engine is behind that stream, so only the
+        newest frames this batch takes from it are kept and latency stays bounded
+        under overload.  A stream the engine keeps up with has no stale frames,
+        and a burst of fresh frames (a camera reconnecting) loses nothing here.
         """
         active = sum(1 for s in self.streams if s.queue)
-        if not active:
+        if not active or self.stale_after_s == float("inf"):
             return
         share = -(-max_items // active)
         now = time.monotonic()
@@ -138,9 +156,7 @@ class FrameHub:
             if s.policy != DROP_OLDEST:
                 continue
             stale = 0
-            full = len(s.queue) >= s.depth
-            while len(s.queue) > share and (
-                    full or now - s.queue[0].capture_time > self.stale_after_s):
+            while len(s.queue) > share and now - s.queue[0].capture_time > self.stale_after_s:
                 s.queue.popleft()
                 stale += 1
             if stale:

@@ -286,7 +286,7 @@ class ThreadedCore:
                 continue
             self._count_copy(work)
             t0 = time.monotonic()
-            self._busy_since[i] = t0
+            self._busy_since[i] = t0 if chain else None
             try:
                 run_chain(chain, work.results, self._observe)
             except StageError as exc:
@@ -295,7 +295,8 @@ class ThreadedCore:
                 continue
             finally:
                 self._busy_since[i] = None
-            self._batch_time(time.monotonic() - t0)
+            if chain:  # no model stage: no engine time to bound staleness with
+                self._batch_time(time.monotonic() - t0)
             self._post_q.put(work)
 
     def _batch_time(self, seconds: float) -> None:

@@ -24,6 +24,7 @@ def _hub(n: int = 2, policy: str = BLOCK, depth: int = 3) -> FrameHub:
 
 def test_drop_oldest_keeps_the_newest_frames_and_counts_the_rest() -> None:
     hub = _hub(1, DROP_OLDEST, depth=3)
+    hub.stale_after_s = 0.0  # the engine is behind: every queued frame is stale
     for i in range(10):
         assert hub.put(0, _frame(i))
     hub.end(0)
@@ -85,14 +86,14 @@ def test_close_counts_queued_frames_as_dropped_and_refuses_new_ones() -> None:
     assert hub.counts() == {"s0": (2, 0, 2), "s1": (1, 0, 1)}
 
 
-def test_full_live_queue_skips_to_the_newest_frames_a_batch_needs() -> None:
+def test_a_burst_of_fresh_live_frames_loses_nothing_at_batch_formation() -> None:
     hub = _hub(2, DROP_OLDEST, depth=4)
+    hub.stale_after_s = 60.0
     for i in range(4):
-        hub.put(0, _frame(i))  # full: the engine is behind this stream
-    hub.put(1, _frame(0))
-    items = hub.take(2, 0.0, NEVER)  # share = 1 frame per stream
-    assert [(s, f.index) for s, f in items] == [(0, 3), (1, 0)]
-    assert hub.counts() == {"s0": (4, 0, 3), "s1": (1, 0, 0)}
+        hub.put(0, _frame(i))  # a reconnecting camera delivers a burst: full, but fresh
+    items = hub.take(2, 0.0, NEVER)
+    assert [(s, f.index) for s, f in items] == [(0, 0), (0, 1)]
+    assert hub.counts() == {"s0": (4, 0, 0), "s1": (0, 0, 0)}
 
 
 def test_live_frames_older_than_the_batch_time_are_skipped_fresh_ones_kept() -> None:
@@ -114,3 +115,14 @@ def test_block_streams_never_skip() -> None:
     hub.put(0, _frame(0))
     hub.put(0, _frame(1))
     assert [f.index for _, f in hub.take(1, 0.0, NEVER)] == [0]
+
+
+def test_drop_oldest_absorbs_a_fresh_burst_up_to_the_burst_limit() -> None:
+    from edgert.runtime.hub import BURST
+
+    hub = _hub(1, DROP_OLDEST, depth=2)  # stale_after_s unknown (inf): frames are fresh
+    for i in range(BURST * 2 + 3):
+        hub.put(0, _frame(i))
+    assert hub.counts() == {"s0": (BURST * 2 + 3, 0, 3)}  # bounded, the oldest went first
+    hub.end(0)
+    assert [f.index for _, f in hub.take(100, 0.0, NEVER)] == list(range(3, BURST * 2 + 3))
