@@ -126,6 +126,13 @@ def render_unit(opt: UnitOptions) -> str:
         "WorkingDirectory=%s" % _path_value(opt.working_dir or opt.pipeline.parent),
         "EnvironmentFile=-%s" % opt.env_file,
         "Environment=PYTHONUNBUFFERED=1",
+        # One state folder for 'run' and ExecStopPost's 'power restore', whatever the
+        # user; caches (engines, timing) under /var/cache/edgert.  Both are created
+        # and owned for User= by systemd and stay writable under ProtectSystem=strict.
+        "Environment=EDGERT_STATE_DIR=/var/lib/edgert",
+        "Environment=XDG_CACHE_HOME=/var/cache",
+        "StateDirectory=edgert",
+        "CacheDirectory=edgert",
     ]
     lines += ["Environment=%s" % exec_quote(e) for e in opt.environment]
     if opt.build_engines:
@@ -150,7 +157,6 @@ def render_unit(opt: UnitOptions) -> str:
         "LockPersonality=yes",
     ]
     if opt.protect_system == "strict":
-        lines += ["StateDirectory=edgert", "CacheDirectory=edgert"]
         lines += ["ReadWritePaths=-%s" % _path_value(p) for p in opt.read_write_paths]
     lines += ["", "[Install]", "WantedBy=multi-user.target", ""]
     return "\n".join(lines)
