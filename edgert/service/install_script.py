@@ -71,12 +71,14 @@ wheels=("$HERE"/wheels/edgert-*.whl)
 [ "${#wheels[@]}" -eq 1 ] || die "expected one edgert wheel in $HERE/wheels"
 WHEEL="${wheels[0]}"
 
+mkdir -p "$VENV"
+VENV="$(cd "$VENV" && pwd)"  # absolute: the systemd unit runs $VENV/bin/python
 echo "==> virtual environment $VENV"
 if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv --system-site-packages "$VENV"
 fi
 target="$WHEEL"
-[ -z "$EXTRAS" ] || target="$WHEEL[$EXTRAS]"
+[ -z "$EXTRAS" ] || target="${WHEEL}[${EXTRAS}]"
 if [ "$NO_DEPS" = 1 ]; then
     "$VENV/bin/python" -m pip install -q --no-index --no-deps --force-reinstall "$target"
 else
@@ -98,7 +100,7 @@ echo "==> edgert validate"
 "${EDGERT[@]}" validate "$PIPELINE"
 if [ "$SERVICE" = 1 ]; then
     echo "==> edgert service install"
-    "${EDGERT[@]}" service install "$PIPELINE" "${SERVICE_ARGS[@]}"
+    "${EDGERT[@]}" service install "$PIPELINE" ${SERVICE_ARGS[@]+"${SERVICE_ARGS[@]}"}
 fi
 echo "==> done: $VENV/bin/edgert run $PIPELINE"
 """
