@@ -17,6 +17,7 @@ import hashlib
 import io
 import json
 import logging
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -165,7 +166,15 @@ def build_wheel(dest: Path) -> Path:
     if root is None:
         raise UsageError("edgert is installed, not run from its source tree: pass "
                          "--wheel FILE.whl (build one with 'pip wheel --no-deps SRC')")
-    cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dest), str(root)]
+    # Build from a copy: setuptools writes build/ and *.egg-info into the tree it builds.
+    src = dest / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE", "NOTICE"):
+        if (root / name).is_file():
+            shutil.copy2(str(root / name), str(src / name))
+    shutil.copytree(str(root / "edgert"), str(src / "edgert"),
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dest), str(src)]
     from edgert._lazy import available
 
     if available("setuptools") and available("wheel"):
