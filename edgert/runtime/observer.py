@@ -3,13 +3,15 @@
 An executor calls these hooks at fixed points of a run so that supervision
 does not need to know how frames move:
 
+* :meth:`RunObserver.on_start` once, before the first frame, with the number
+  of inference lanes (threads that call engines; one per engine instance).
 * :meth:`RunObserver.on_ready` once, after engines are loaded **and** the first
   batch went through every stage: "the service works", not merely "started".
-* :meth:`RunObserver.on_batch_done` from the thread that runs inference,
-  after each batch; a hung engine therefore stops these calls even when the
-  main thread is still alive, which is what a watchdog must detect.
+* :meth:`RunObserver.on_batch_done` from the thread that runs inference
+  (``lane``), after each batch; a hung engine therefore stops these calls even
+  when the main thread is still alive, which is what a watchdog must detect.
 * :meth:`RunObserver.heartbeat` from the same thread when it woke up and
-  found no work (a camera reconnecting): the inference path is alive but idle.
+  found nothing queued for it (a camera reconnecting): alive but idle.
 * :meth:`RunObserver.on_stop` once, when the run begins shutting down.
 
 Every hook must be cheap and must never raise into the executor.
@@ -22,14 +24,17 @@ from typing import List, Sequence
 class RunObserver:
     """No-op base; subclasses override what they need."""
 
+    def on_start(self, lanes: int = 1) -> None:
+        """The run starts with ``lanes`` inference threads (numbered from 0)."""
+
     def on_ready(self) -> None:
         """Engines loaded and the first batch processed end to end."""
 
-    def on_batch_done(self, frames: int) -> None:
-        """``frames`` frames finished inference (called on the inference thread)."""
+    def on_batch_done(self, frames: int, lane: int = 0) -> None:
+        """``frames`` frames finished inference on ``lane`` (called on that thread)."""
 
-    def heartbeat(self) -> None:
-        """The inference thread is alive but had nothing to do."""
+    def heartbeat(self, lane: int = 0) -> None:
+        """Inference thread ``lane`` is alive but had nothing to do."""
 
     def on_stop(self, reason: str = "") -> None:
         """The run is shutting down (end of streams, signal or error)."""
@@ -41,17 +46,21 @@ class Observers(RunObserver):
     def __init__(self, observers: Sequence[RunObserver] = ()) -> None:
         self.observers: List[RunObserver] = list(observers)
 
+    def on_start(self, lanes: int = 1) -> None:
+        for o in self.observers:
+            o.on_start(lanes)
+
     def on_ready(self) -> None:
         for o in self.observers:
             o.on_ready()
 
-    def on_batch_done(self, frames: int) -> None:
+    def on_batch_done(self, frames: int, lane: int = 0) -> None:
         for o in self.observers:
-            o.on_batch_done(frames)
+            o.on_batch_done(frames, lane)
 
-    def heartbeat(self) -> None:
+    def heartbeat(self, lane: int = 0) -> None:
         for o in self.observers:
-            o.heartbeat()
+            o.heartbeat(lane)
 
     def on_stop(self, reason: str = "") -> None:
         for o in self.observers:

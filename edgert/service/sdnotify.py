@@ -123,8 +123,10 @@ class SystemdObserver(RunObserver):
     """Run hooks -> notify messages, with watchdog pings rate-limited.
 
     Pings come only from :meth:`on_batch_done` / :meth:`heartbeat`, i.e. from
-    the inference thread: if an engine call hangs, pings stop and systemd
-    restarts the service after ``WatchdogSec``.  Pings are sent at most every
+    the inference threads, and only once *every* lane has shown progress since
+    the previous ping: if one engine instance hangs while the others keep
+    going, pings stop and systemd restarts the service after ``WatchdogSec``.
+    Pings are sent at most every
     ``interval / 2`` (systemd's advice) so a 1000 fps pipeline does not flood
     the socket; STATUS= (frames and fps) at most every ``status_every`` seconds.
     """
@@ -142,6 +144,8 @@ class SystemdObserver(RunObserver):
         self._frames = 0
         self._frames_at_status = 0
         self._ready = False
+        self._lanes = 1
+        self._seen: Dict[int, float] = {}
         self.fps: Optional[float] = None
 
     @classmethod
@@ -154,34 +158,45 @@ class SystemdObserver(RunObserver):
         log.debug("systemd notify socket %s, watchdog %s", notifier.address, interval)
         return cls(notifier, interval)
 
+    def on_start(self, lanes: int = 1) -> None:
+        with self._lock:
+            self._lanes = max(1, lanes)
+        self.notifier.status("starting: loading engines, %d inference lane(s)" % lanes)
+
     def on_ready(self) -> None:
         with self._lock:
             if self._ready:
                 return
             self._ready = True
         self.notifier.ready("running: first frame processed")
-        self._ping(force=True)
+        self._ping(None, force=True)
 
-    def on_batch_done(self, frames: int) -> None:
+    def on_batch_done(self, frames: int, lane: int = 0) -> None:
         with self._lock:
             self._frames += frames
-        self._ping()
+        self._ping(lane)
         self._maybe_status()
 
-    def heartbeat(self) -> None:
-        self._ping()
+    def heartbeat(self, lane: int = 0) -> None:
+        self._ping(lane)
 
     def on_stop(self, reason: str = "") -> None:
         text = "stopping" + (": " + reason if reason else "")
         self.notifier.stopping(text)
 
-    def _ping(self, force: bool = False) -> None:
+    def _ping(self, lane: Optional[int], force: bool = False) -> None:
         if self.ping_every is None:
             return
         now = self._clock()
         with self._lock:
-            if not force and now - self._last_ping < self.ping_every:
-                return
+            if lane is not None:
+                self._seen[lane] = now
+            if not force:
+                if now - self._last_ping < self.ping_every:
+                    return
+                lanes = range(self._lanes)
+                if any(self._seen.get(k, float("-inf")) <= self._last_ping for k in lanes):
+                    return  # some lane made no progress since the last ping
             self._last_ping = now
         self.notifier.watchdog()
 

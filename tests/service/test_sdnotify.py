@@ -117,3 +117,22 @@ def test_observer_without_watchdog_never_pings(notify_socket: Tuple[str, socket.
     obs.on_ready()  # only once
     obs.on_batch_done(1)
     assert _recv_all(sock) == ["READY=1\nSTATUS=running: first frame processed"]
+
+
+def test_one_hung_lane_stops_pings(notify_socket: Tuple[str, socket.socket]) -> None:
+    value, sock = notify_socket
+    clock = _Clock()
+    obs = SystemdObserver(Notifier(value), watchdog_s=2.0, status_every=1e9, clock=clock)
+    obs.on_start(lanes=2)
+    obs.on_ready()
+    clock.now += 1.5
+    obs.on_batch_done(1, lane=0)   # lane 1 silent: no ping
+    obs.heartbeat(lane=0)
+    clock.now += 0.1
+    obs.heartbeat(lane=1)          # both lanes moved since the last ping: ping
+    clock.now += 1.5
+    obs.on_batch_done(1, lane=0)   # lane 1 hung from here on: no more pings
+    clock.now += 1.5
+    obs.on_batch_done(1, lane=0)
+    msgs = _recv_all(sock)
+    assert msgs.count("WATCHDOG=1") == 2, msgs
