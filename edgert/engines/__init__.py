@@ -2,3 +2,5 @@
 
 Importing this package registers the built-in backends and the ``infer`` stage.
 """
+
+from edgert.engines import infer, onnxruntime  # noqa: F401,E402

@@ -2,3 +2,5 @@
 
 Importing this package registers the built-in decoders.
 """
+
+from edgert.postprocess import classify, nanodet  # noqa: F401,E402

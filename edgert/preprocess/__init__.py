@@ -2,3 +2,5 @@
 
 Importing this package registers the built-in stages.
 """
+
+from edgert.preprocess import letterbox  # noqa: F401,E402

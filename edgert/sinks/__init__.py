@@ -2,3 +2,5 @@
 
 Importing this package registers the built-in sinks.
 """
+
+from edgert.sinks import jsonl, video  # noqa: F401,E402

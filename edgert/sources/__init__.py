@@ -2,3 +2,5 @@
 
 Importing this package registers the built-in sources.
 """
+
+from edgert.sources import file  # noqa: F401,E402
