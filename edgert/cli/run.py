@@ -35,10 +35,11 @@ def _positive(text: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from edgert.platform.power import power_session
+    from edgert.runtime.observer import default_observers
     from edgert.runtime.sequential import SequentialExecutor
 
     cfg = load_pipeline_from_args(args)
-    executor = SequentialExecutor(cfg, max_frames=args.max_frames)
+    executor = SequentialExecutor(cfg, max_frames=args.max_frames, observer=default_observers())
     with power_session(cfg.power):
         report = executor.run()
     print(report.summary_line(), flush=True)
