@@ -234,7 +234,9 @@ def make_bundle(pipeline: Union[str, Path], out: Path, wheel: Optional[Path] = N
         generated["SHA256SUMS"] = "".join(
             "%s  %s\n" % (f["sha256"], name) for name, f in manifest["files"].items()).encode()
         with Progress("bundling %d files into %s" % (len(entries), out), total=len(entries)) as p:
-            with atomic_write(out, "wb") as fobj, tarfile.open(fileobj=fobj, mode="w:gz") as tar:
+            # Level 1: ONNX weights barely compress (level 9 saves ~5% at 8x the time).
+            with atomic_write(out, "wb") as fobj, \
+                    tarfile.open(fileobj=fobj, mode="w:gz", compresslevel=1) as tar:
                 for name, data in generated.items():
                     _add_bytes(tar, "%s/%s" % (top, name), data, 0o755 if name.endswith(".sh")
                                else 0o644)
