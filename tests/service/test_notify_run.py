@@ -8,6 +8,7 @@ a short run spans many watchdog periods.
 from __future__ import annotations
 
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -130,16 +131,27 @@ def test_stalled_inference_stops_watchdog(listener: Listener, tmp_path: Path,
     assert "WATCHDOG=1" in resumed and msgs[-1].startswith("STOPPING=1"), msgs
 
 
-def test_edgert_run_notifies(tmp_path: Path) -> None:
-    """The real CLI on the real demo pipeline (ONNX Runtime on a few frames)."""
+def test_unit_execstart_runs_and_notifies(tmp_path: Path) -> None:
+    """The ExecStart of the demo's generated unit, run as systemd would (its Environment=,
+    a notify socket), on a few frames of the real demo (ONNX Runtime)."""
     demo = REPO / "pipelines" / "demo.yaml"
-    path = str(tmp_path / "notify.sock")
-    lis = Listener(path)
-    env = dict(os.environ, NOTIFY_SOCKET=path, WATCHDOG_USEC=str(WATCHDOG_USEC))
-    proc = subprocess.run([sys.executable, "-m", "edgert", "run", str(demo), "--max-frames", "4"],
-                          cwd=str(tmp_path), env=env, capture_output=True, text=True,
-                          timeout=300)
+    unit = subprocess.run([sys.executable, "-m", "edgert", "service", "install", str(demo),
+                           "--user", "root", "--dry-run"], capture_output=True, text=True,
+                          timeout=120)
+    assert unit.returncode == 0, unit.stderr
+    lines = unit.stdout.splitlines()
+    argv = shlex.split(next(ln for ln in lines if ln.startswith("ExecStart="))[len("ExecStart="):])
+    env = dict(os.environ)
+    env.update(ln[len("Environment="):].split("=", 1) for ln in lines
+               if ln.startswith("Environment="))
+    env.update(NOTIFY_SOCKET=str(tmp_path / "notify.sock"), WATCHDOG_USEC=str(WATCHDOG_USEC))
+    env.pop("EDGERT_STATE_DIR")  # /var/lib/edgert is the service's; this test is not root's
+    lis = Listener(env["NOTIFY_SOCKET"])
+    proc = subprocess.run(argv + ["--max-frames", "4"], cwd=str(tmp_path), env=env,
+                          capture_output=True, text=True, timeout=300)
     msgs = lis.close()
     assert proc.returncode == 0, proc.stderr
+    assert "4 frames" in proc.stdout and "street 4/4" in proc.stdout, proc.stdout
     assert any(m.startswith("READY=1") for m in msgs), msgs
     assert "WATCHDOG=1" in msgs and msgs[-1].startswith("STOPPING=1"), msgs
+    assert (tmp_path / "out" / "detections.jsonl").is_file()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -13,6 +14,7 @@ from edgert.cli.main import main
 from edgert.config.loader import load_pipeline
 from edgert.errors import UsageError
 from edgert.service import systemd
+from tests.conftest import REPO
 from tests.service.conftest import write_pipeline
 
 
@@ -171,3 +173,23 @@ def _raise_no_systemd(tool: str) -> str:
     from edgert.errors import RuntimeFailure
 
     raise RuntimeFailure("%s is unavailable: this machine is not running systemd" % tool)
+
+
+def test_demo_unit_from_the_cli(tmp_path: Path) -> None:
+    """The acceptance command, as a user types it, on the real demo pipeline."""
+    demo = REPO / "pipelines" / "demo.yaml"
+    proc = subprocess.run([sys.executable, "-m", "edgert", "service", "install", str(demo),
+                           "--unit-dir", str(tmp_path), "--user", "root"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    unit = tmp_path / "edgert-street-demo.service"
+    s = _settings(unit.read_text())
+    assert s["ExecStart"][0].endswith("-m edgert run %s" % demo.resolve())
+    assert "ExecStartPre" not in s  # backend: onnxruntime has no engines to build
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("systemd-analyze missing (apt-get install systemd)")
+        pytest.skip("systemd-analyze not installed")
+    check = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
