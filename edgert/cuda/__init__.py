@@ -37,13 +37,21 @@ from edgert.cuda.core import (
     set_device,
     supports_graphs,
 )
-from edgert.cuda.nvrtc import Kernel, Module, compile_module, default_cache_dir, nvrtc_version
+from edgert.cuda.nvrtc import (
+    Kernel,
+    Module,
+    compile_module,
+    default_cache_dir,
+    nvrtc_available,
+    nvrtc_version,
+)
 
 __all__ = [
     "DeviceBuffer", "Event", "GraphExec", "HostBuffer", "Kernel", "Module", "Stream",
     "available", "backend_name", "begin_capture", "check_last_error", "compile_module",
     "compute_capability", "default_cache_dir", "device_attribute", "device_name", "end_capture",
     "is_integrated", "launch_graph", "memcpy_dtod_async", "memcpy_dtoh_async",
-    "memcpy_htod_async", "memset_async", "nvrtc_version", "peak_memory_bandwidth",
+    "memcpy_htod_async", "memset_async", "nvrtc_available", "nvrtc_version",
+    "peak_memory_bandwidth",
     "set_device", "supports_graphs",
 ]

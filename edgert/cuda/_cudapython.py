@@ -55,6 +55,7 @@ class CudaPythonBackend:
         else:
             err, values = result, ()
         if int(err) != 0:
+            self.rt.cudaGetLastError()  # a failed call also sets the last error: clear it
             raise RuntimeFailure("%s failed: %s" % (call, self.error_name(err)))
         if not values:
             return None

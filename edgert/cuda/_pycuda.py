@@ -10,6 +10,7 @@ machine's image), see the CUDA module's notes in the report.
 """
 from __future__ import annotations
 
+import atexit
 import ctypes
 import threading
 from typing import Any, List, Optional, Tuple
@@ -44,7 +45,12 @@ class PyCudaBackend:
         return int(self.drv.Device.count())
 
     def ensure_context(self, device: int) -> None:
-        """Retain the primary context (MAP_HOST set before first activation) and push it."""
+        """Retain the device's primary context (the one TensorRT's runtime uses) and
+        make it current on this thread; popped again at interpreter exit.
+
+        PyCUDA cannot set ``MAP_HOST`` on a primary context; mapped allocations
+        rely on unified addressing instead (see :meth:`host_alloc`).
+        """
         if getattr(self._tls, "device", None) == device:
             return
         with self._lock:
@@ -55,6 +61,7 @@ class PyCudaBackend:
                 self._contexts[device] = ctx
         self._call("Context.push", ctx.push)
         self._tls.device = device
+        atexit.register(_pop_quietly, self.drv)
 
     def attribute(self, attr: str, device: int) -> int:
         names = {
@@ -86,7 +93,14 @@ class PyCudaBackend:
         ptr = int(arr.ctypes.data)
         dev_ptr = None
         if mapped:
-            dev_ptr = int(self._call("HostPointer.get_device_pointer", arr.base.get_device_pointer))
+            try:
+                dev_ptr = int(arr.base.get_device_pointer())
+            except self.drv.Error:
+                # Unified addressing maps pinned memory at its host address.
+                if self.attribute("cudaDevAttrUnifiedAddressing", self._tls.device) != 1:
+                    raise RuntimeFailure("HostAllocation.get_device_pointer failed and the "
+                                         "device has no unified addressing") from None
+                dev_ptr = ptr
         return ptr, dev_ptr, arr
 
     def host_free(self, ptr: int, keepalive: Any) -> None:
@@ -159,7 +173,7 @@ class PyCudaBackend:
         """PyCUDA unloads the module when the object is collected."""
 
     def module_function(self, module: Any, name: str) -> Any:
-        return self._call("Module.get_function(%s)" % name, module.get_function, name)
+        return self._call("cuModuleGetFunction(%s)" % name, module.get_function, name)
 
     def launch(self, func: Any, grid: Tuple[int, int, int], block: Tuple[int, int, int],
                shared_bytes: int, stream: Any, args: List[Any]) -> None:
@@ -176,3 +190,11 @@ class PyCudaBackend:
 def _host_view(ptr: int, nbytes: int) -> np.ndarray:
     """A uint8 numpy view of host memory at ``ptr`` (PyCUDA copies want buffers)."""
     return np.ctypeslib.as_array((ctypes.c_uint8 * nbytes).from_address(ptr))
+
+
+def _pop_quietly(drv: Any) -> None:
+    """Pop the context this thread pushed, so PyCUDA's exit check finds its stack empty."""
+    try:
+        drv.Context.pop()
+    except Exception:  # noqa: BLE001 - nothing to pop, or the driver is already down
+        pass

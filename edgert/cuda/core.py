@@ -12,6 +12,7 @@ call and the CUDA error; a missing binding raises
 """
 from __future__ import annotations
 
+import atexit
 import ctypes
 import logging
 import os
@@ -29,6 +30,12 @@ _backend_lock = threading.Lock()
 _backend_obj: Any = None
 _backend_error: Optional[str] = None
 _device = 0
+_exiting = False  # set at interpreter exit: finalizers then leave teardown to the driver
+
+
+def _mark_exiting() -> None:
+    global _exiting
+    _exiting = True
 
 
 def _load_backend() -> Any:
@@ -68,6 +75,7 @@ def backend() -> Any:
             except MissingDependency as exc:
                 _backend_error = str(exc)
                 raise
+            atexit.register(_mark_exiting)
             log.debug("CUDA backend: %s", _backend_obj.name)
     return _backend_obj
 
@@ -166,6 +174,8 @@ class Stream:
             _ctx().stream_destroy(self.obj)
 
     def __del__(self) -> None:
+        if _exiting:  # the CUDA runtime may already be unloading; the process frees all
+            return
         try:
             self.close()
         except Exception:  # noqa: BLE001 - interpreter shutdown; the context dies anyway
@@ -199,6 +209,8 @@ class Event:
             _ctx().event_destroy(self.obj)
 
     def __del__(self) -> None:
+        if _exiting:  # the CUDA runtime may already be unloading; the process frees all
+            return
         try:
             self.close()
         except Exception:  # noqa: BLE001
@@ -226,6 +238,8 @@ class DeviceBuffer:
         self.free()
 
     def __del__(self) -> None:
+        if _exiting:  # the CUDA runtime may already be unloading; the process frees all
+            return
         try:
             self.free()
         except Exception:  # noqa: BLE001
@@ -265,6 +279,8 @@ class HostBuffer:
         self.free()
 
     def __del__(self) -> None:
+        if _exiting:  # the CUDA runtime may already be unloading; the process frees all
+            return
         try:
             self.free()
         except Exception:  # noqa: BLE001
@@ -326,6 +342,8 @@ class GraphExec:
             _ctx().graph_destroy(obj)
 
     def __del__(self) -> None:
+        if _exiting:  # the CUDA runtime may already be unloading; the process frees all
+            return
         try:
             self.free()
         except Exception:  # noqa: BLE001

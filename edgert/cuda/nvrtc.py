@@ -55,6 +55,15 @@ def _nvrtc() -> ModuleType:
     return nvrtc
 
 
+def nvrtc_available() -> bool:
+    """True when run-time compilation works here (cuda-python's NVRTC and libnvrtc load)."""
+    try:
+        _nvrtc()
+    except MissingDependency:
+        return False
+    return True
+
+
 def _check(nvrtc: ModuleType, call: str, result: Any) -> Any:
     err, values = (result[0], result[1:]) if isinstance(result, tuple) else (result, ())
     if int(err) != 0:

@@ -29,6 +29,7 @@ from pydantic import Field, field_validator
 from edgert._lazy import require
 from edgert.batch import Batch
 from edgert.errors import RuntimeFailure
+from edgert.preprocess.device import DEVICES, StageDevice
 from edgert.stage import STAGES, Stage, StageConfig, StageContext
 
 log = logging.getLogger("edgert.preprocess.letterbox")
@@ -55,6 +56,9 @@ class ResizeConfig(StageConfig):
     """Per-channel divisor applied last, e.g. ``[58.395, 57.12, 57.375]``."""
     interpolation: str = "linear"
     """OpenCV interpolation: ``linear``, ``nearest``, ``area`` or ``cubic``."""
+    device: str = "auto"
+    """Where to preprocess: ``gpu`` (one fused CUDA kernel, linear float32/float16 only),
+    ``cpu``, or ``auto``: the GPU when the engine's buffers are on CUDA (TensorRT), else CPU."""
 
     @field_validator("size")
     @classmethod
@@ -82,6 +86,11 @@ class ResizeConfig(StageConfig):
     @classmethod
     def _interp(cls, v: str) -> str:
         return _one_of(v, ("linear", "nearest", "area", "cubic"), "interpolation")
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        return _one_of(v, DEVICES, "device")
 
     @field_validator("std")
     @classmethod
@@ -175,6 +184,7 @@ class _Preprocess(Stage):
         self._scratch: Optional[np.ndarray] = None
         self._cv2: Any = None
         self._interp = 1
+        self._device = StageDevice(cfg, self.keep_aspect, self.name)
 
     def start(self) -> None:
         self._cv2 = require("cv2", "resizing frames")
@@ -201,6 +211,9 @@ class _Preprocess(Stage):
         if self._cv2 is None:
             self.start()
         tensor = self._tensor_for(batch)
+        batch.tensor = tensor
+        if self._device.process(batch):  # done on the GPU
+            return batch
         transforms = np.empty((len(batch), 4), np.float64)
         for i, frame in enumerate(batch.frames):
             transforms[i] = prepare_into(self._cv2, frame, tensor[i], self.config,  # type: ignore[arg-type]
@@ -208,6 +221,9 @@ class _Preprocess(Stage):
         batch.tensor = tensor
         batch.transforms = transforms
         return batch
+
+    def stop(self) -> None:
+        self._device.close()
 
 
 @STAGES.register("resize")

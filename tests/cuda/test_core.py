@@ -147,6 +147,6 @@ class TestOnGpu:
         stream.synchronize()
 
     def test_cuda_errors_name_call_and_error(self) -> None:
-        pattern = r"cudaMalloc.*(cudaErrorMemoryAllocation|out of memory)"
+        pattern = r"(cudaMalloc|mem_alloc).*(cudaErrorMemoryAllocation|out of memory)"
         with pytest.raises(RuntimeFailure, match=pattern):
             cuda.DeviceBuffer(1 << 52)

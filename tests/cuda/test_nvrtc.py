@@ -109,3 +109,7 @@ class TestOnGpu:
     def test_nvrtc_version_is_known(self) -> None:
         major, minor = cuda.nvrtc_version()
         assert major >= 11
+
+
+def test_nvrtc_available_never_raises() -> None:
+    assert isinstance(cuda.nvrtc_available(), bool)
