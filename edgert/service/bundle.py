@@ -208,7 +208,8 @@ def _walk(arc: str, src: Path) -> Iterator[Tuple[str, Path]]:
         yield arc, src
 
 
-def make_bundle(pipeline: Union[str, Path], out: Path, wheel: Optional[Path] = None) -> Dict[str, Any]:
+def make_bundle(pipeline: Union[str, Path], out: Path,
+                wheel: Optional[Path] = None) -> Dict[str, Any]:
     """Validate ``pipeline`` and write the bundle tarball atomically; returns the manifest."""
     from edgert import __version__
     from edgert.config.loader import load_pipeline

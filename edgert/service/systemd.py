@@ -127,10 +127,10 @@ def render_unit(opt: UnitOptions) -> str:
         "EnvironmentFile=-%s" % opt.env_file,
         "Environment=PYTHONUNBUFFERED=1",
         # One state folder for 'run' and ExecStopPost's 'power restore', whatever the
-        # user; caches (engines, timing) under /var/cache/edgert.  Both are created
-        # and owned for User= by systemd and stay writable under ProtectSystem=strict.
+        # user; the NVRTC kernel cache under /var/cache/edgert.  systemd creates both,
+        # owned by User=, and they stay writable under ProtectSystem=strict.
         "Environment=EDGERT_STATE_DIR=/var/lib/edgert",
-        "Environment=XDG_CACHE_HOME=/var/cache",
+        "Environment=EDGERT_KERNEL_CACHE=/var/cache/edgert/kernels",
         "StateDirectory=edgert",
         "CacheDirectory=edgert",
     ]
@@ -211,6 +211,16 @@ def default_user(cfg: Any) -> str:
     return os.environ.get("SUDO_USER") or getpass.getuser()
 
 
+def home_cache(user: str) -> List[Path]:
+    """``~USER/.cache``: other edgert caches (ONNX Runtime's TensorRT EP) live there."""
+    import pwd
+
+    try:
+        return [Path(pwd.getpwnam(user).pw_dir) / ".cache"]
+    except KeyError:
+        return []
+
+
 def needs_root(cfg: Any) -> bool:
     power = getattr(cfg, "power", None)
     return bool(power is not None and (power.nvpmodel is not None or power.jetson_clocks))
@@ -251,7 +261,7 @@ def options_for(cfg: Any, *, name: Optional[str] = None, user: Optional[str] = N
         raise UsageError("the pipeline's power: section changes nvpmodel/clocks, which needs "
                          "root: use --user root or remove power: from %s" % cfg.path)
     pipeline = Path(str(cfg.path)).resolve()
-    rw = [pipeline.parent] + output_dirs(cfg)
+    rw = [pipeline.parent] + output_dirs(cfg) + home_cache(user)
     return UnitOptions(
         name=check_name(name or default_name(cfg.name)), pipeline=pipeline,
         command=edgert_command(), overrides=list(overrides), user=user,

@@ -23,7 +23,8 @@ def _recv_all(sock: socket.socket) -> List[str]:
 
 
 @pytest.fixture(params=["path", "abstract"])
-def notify_socket(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Tuple[str, socket.socket]]:
+def notify_socket(request: pytest.FixtureRequest,
+                  tmp_path: Path) -> Iterator[Tuple[str, socket.socket]]:
     """(NOTIFY_SOCKET value, bound socket): a filesystem path or an '@' abstract name."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     if request.param == "path":

@@ -86,6 +86,8 @@ def test_strict_lists_writable_paths(pipeline: Path) -> None:
     assert s["ProtectSystem"] == ["strict"]
     assert "-%s" % pipeline.parent in s["ReadWritePaths"]
     assert s["StateDirectory"] == ["edgert"]
+    root = _settings(_unit(pipeline, user="root", protect_system="strict"))
+    assert "-/root/.cache" in root["ReadWritePaths"]
 
 
 @pytest.mark.parametrize("arg,expected", [
