@@ -144,6 +144,7 @@ class SystemdObserver(RunObserver):
         self._frames = 0
         self._frames_at_status = 0
         self._ready = False
+        self._stopping = False
         self._lanes = 1
         self._seen: Dict[int, float] = {}
         self.fps: Optional[float] = None
@@ -181,6 +182,10 @@ class SystemdObserver(RunObserver):
         self._ping(lane)
 
     def on_stop(self, reason: str = "") -> None:
+        with self._lock:  # once: a signal and the end of the run may both report it
+            if self._stopping:
+                return
+            self._stopping = True
         text = "stopping" + (": " + reason if reason else "")
         self.notifier.stopping(text)
 

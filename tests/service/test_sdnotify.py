@@ -104,6 +104,7 @@ def test_observer_rate_limits_pings_and_reports_fps(
     clock.now += 4.0                     # 5 s after start: ping + status with fps
     obs.on_batch_done(4)
     obs.on_stop("SIGTERM")
+    obs.on_stop("streams ended")  # only the first is sent
     msgs = _recv_all(sock)
     assert msgs == ["READY=1\nSTATUS=running: first frame processed", "WATCHDOG=1",
                     "WATCHDOG=1", "WATCHDOG=1", "STATUS=running: 8.8 fps, 44 frames",
