@@ -34,13 +34,17 @@ def _positive(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edgert.platform.power import power_session
+    from edgert.platform.session import platform_session
     from edgert.runtime.observer import default_observers
     from edgert.runtime.sequential import SequentialExecutor
 
     cfg = load_pipeline_from_args(args)
     executor = SequentialExecutor(cfg, max_frames=args.max_frames, observer=default_observers())
-    with power_session(cfg.power):
+    # power: applied for the run and always restored; telemetry sampled into the same metrics
+    with platform_session(cfg.power, executor.metrics) as plat:
         report = executor.run()
     print(report.summary_line(), flush=True)
+    platform_line = plat.summary_line(report.fps)
+    if platform_line:
+        print(platform_line, flush=True)
     return 0

@@ -82,8 +82,8 @@ class Infer(Stage):
                 and np.may_share_memory(io.inputs[name], batch.tensor):
             return io
         if batch.tensor is None:
-            raise RuntimeFailure("stage '%s': its input '%s' produced no tensor; put a "
-                                 "letterbox/resize stage before it" % (self.name, self.config.input))
+            raise RuntimeFailure("stage '%s': its input '%s' produced no tensor; put a letterbox/"
+                                 "resize stage before it" % (self.name, self.config.input))
         if self._own is None or self._own.capacity < n:
             self._own = self.engine.new_io(max(n, self.context.pipeline.models[
                 self.config.model].batch))  # type: ignore[attr-defined]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Tuple
 
 import numpy as np
 
@@ -51,6 +51,7 @@ def providers_for(ort: Any, device: str, precision: str, cache_dir: Path) -> Lis
     chosen: List[Any] = []
     if device != "cpu":
         if "TensorrtExecutionProvider" in available:
+            cache_dir.mkdir(parents=True, exist_ok=True)  # TRT EP engine cache
             chosen.append(("TensorrtExecutionProvider", {
                 "trt_fp16_enable": precision in ("fp16", "best"),
                 "trt_engine_cache_enable": True,
@@ -134,7 +135,8 @@ class OrtEngine(Engine):
         binding = cache.get(key)
         if binding is None:
             binding = self.session.io_binding()
-            for arrays, bind in ((io.inputs, binding.bind_input), (io.outputs, binding.bind_output)):
+            pairs = ((io.inputs, binding.bind_input), (io.outputs, binding.bind_output))
+            for arrays, bind in pairs:
                 for name, arr in arrays.items():
                     view = arr[start:start + count]
                     bind(name, "cpu", 0, view.dtype, list(view.shape), view.ctypes.data)

@@ -57,6 +57,11 @@ def check_tensorrt(info: DeviceInfo, root: Path) -> Check:
 def check_cuda_bindings(info: DeviceInfo) -> Optional[Check]:
     if not info.is_jetson and not info.gpus:
         return None
+    cp = info.versions.get("cuda-python")
+    if cp and info.cuda and cp.split(".")[0] != info.cuda.split(".")[0]:
+        return Check(WARN, "cuda-python %s does not match this Jetson's CUDA %s" % (cp, info.cuda),
+                     "pip install 'cuda-python>=%s,<%d'" % (info.cuda.split(".")[0],
+                                                            int(info.cuda.split(".")[0]) + 1))
     if info.versions.get("cuda-python") or info.versions.get("pycuda"):
         if info.versions.get("cuda-python"):
             which = "cuda-python %s" % info.versions["cuda-python"]

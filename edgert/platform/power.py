@@ -103,10 +103,14 @@ class PowerController:
     """Plans, applies and restores power settings on this machine."""
 
     def __init__(self, root: Optional[Path] = None, state_folder: Optional[Path] = None,
-                 euid: Optional[int] = None) -> None:
+                 euid: Optional[int] = None,
+                 system_folder: Path = power_state.SYSTEM_STATE_DIR) -> None:
         self.root = root if root is not None else tools.sysroot()
         self.folder = state_folder or power_state.state_dir()
         self.euid = euid if euid is not None else (os.geteuid() if hasattr(os, "geteuid") else 0)
+        # Without root, also look at (never write) what a root edgert left pending there.
+        self.system_folder = system_folder if self.euid != 0 and system_folder != self.folder \
+            else None
         self._jetson: Optional[bool] = None
         self._table: Optional[nvpmodel.ModeTable] = None
 
@@ -153,7 +157,8 @@ class PowerController:
             return Plan(board="discrete GPU %d" % req.gpu_index, assumed_board=False,
                         backend="nvidia-smi", record=[smi.query_cmd()],
                         apply=[smi.set_cmd(req.nvidia_smi_clocks)],
-                        restore=[smi.restore_cmd(None) + "   # or -ac <recorded clocks>"])
+                        restore=[smi.set_cmd("MEM,GRAPHICS") + "   # as printed by the "
+                                 "query above (-rac instead when it printed [N/A])"])
         notes: List[str] = []
         if self.is_jetson:
             desc, table, assumed = self.board_name(), self.mode_table(), False
@@ -174,7 +179,10 @@ class PowerController:
         mode = self.resolve_mode(req.nvpmodel, table, desc) if req.nvpmodel is not None else None
         store = str(power_state.clocks_store_path(kind, self.folder))
         plan = Plan(board=desc, assumed_board=assumed, backend=backend.name, mode=mode, notes=notes)
-        backend.fill_plan(plan, mode, req.jetson_clocks, store)
+        current = None
+        if mode is not None and self.is_jetson and isinstance(backend, CliBackend):
+            current = detect.query_power_mode(table)   # read-only: nvpmodel -q
+        backend.fill_plan(plan, mode, req.jetson_clocks, store, current)
         return plan
 
     # ---- applying -----------------------------------------------------------------
@@ -196,17 +204,17 @@ class PowerController:
         self.check_can_change(req)
         self.recover(kind)
         path = power_state.state_path(kind, self.folder)
-        if req.nvidia_smi_clocks:
-            smi = SmiBackend(req.gpu_index)
-            state = PowerState.new(kind, "nvidia-smi", "discrete GPU %d" % req.gpu_index)
-            return smi.apply(state, path, req.nvidia_smi_clocks)
-        backend = self.backend()
-        table = self.mode_table()
-        mode = (self.resolve_mode(req.nvpmodel, table, self.board_name())
-                if req.nvpmodel is not None else None)
-        state = PowerState.new(kind, backend.name, self.board_name())
-        store = power_state.clocks_store_path(kind, self.folder)
         try:
+            if req.nvidia_smi_clocks:
+                smi = SmiBackend(req.gpu_index)
+                state = PowerState.new(kind, "nvidia-smi", "discrete GPU %d" % req.gpu_index)
+                return smi.apply(state, path, req.nvidia_smi_clocks)
+            backend = self.backend()
+            table = self.mode_table()
+            mode = (self.resolve_mode(req.nvpmodel, table, self.board_name())
+                    if req.nvpmodel is not None else None)
+            state = PowerState.new(kind, backend.name, self.board_name())
+            store = power_state.clocks_store_path(kind, self.folder)
             return backend.apply(state, path, mode, req.jetson_clocks, store, table)
         except RuntimeFailure:
             self._undo_after_failure(path)
@@ -246,15 +254,33 @@ class PowerController:
                                      "restores them when it exits (use --force to restore now)"
                                      % state.pid)
             done.extend(self._restore_state(state, path))
+        self._report_system_pending(kinds, fatal=not done)
         return done
 
     def pending(self) -> List[PowerState]:
+        """Pending states here and, without root, in the system folder."""
         found = []
-        for kind in (SESSION, MANUAL):
-            state = power_state.load(power_state.state_path(kind, self.folder))
-            if state is not None and state.pending:
-                found.append(state)
+        folders = [self.folder] + ([self.system_folder] if self.system_folder else [])
+        for folder in folders:
+            for kind in (SESSION, MANUAL):
+                state = power_state.load(power_state.state_path(kind, folder))
+                if state is not None and state.pending:
+                    found.append(state)
         return found
+
+    def _report_system_pending(self, kinds: tuple, fatal: bool) -> None:
+        """Without root, name root's pending restore instead of saying "nothing to restore"."""
+        if self.system_folder is None:
+            return
+        for kind in kinds:
+            path = power_state.state_path(kind, self.system_folder)
+            state = power_state.load(path)
+            if state is not None and state.pending and state.has_changes():
+                msg = ("power settings changed by edgert as root are pending in %s: "
+                       "run 'sudo edgert power restore'" % path)
+                if fatal:
+                    raise RuntimeFailure(msg)
+                log.warning("%s", msg)
 
     def _restore_state(self, state: PowerState, path: Path) -> List[str]:
         if state.has_changes() and self.euid != 0 and state.backend != "jtop":

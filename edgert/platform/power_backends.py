@@ -49,11 +49,17 @@ class CliBackend:
     name = "cli"
 
     def fill_plan(self, plan: Any, mode: Optional[nvpmodel.PowerMode], clocks: bool,
-                  store: str) -> None:
+                  store: str, current: Optional[dict] = None) -> None:
+        """``current``: the mode ``nvpmodel -q`` reports now (a Jetson's dry run)."""
         if mode is not None:
             plan.record.append("nvpmodel -q")
-            plan.apply.append("nvpmodel -m %d   # %s" % (mode.id, mode.name))
-            plan.restore.append("nvpmodel -m <id printed by 'nvpmodel -q' above>")
+            if current and current.get("id") == mode.id:
+                plan.notes.append("already in power mode %s: nvpmodel is not run" % mode.label())
+            else:
+                plan.apply.append("nvpmodel -m %d   # %s" % (mode.id, mode.name))
+                plan.restore.append("nvpmodel -m %d   # %s, the current mode" % (
+                    current["id"], current["name"]) if current and current.get("id") is not None
+                    else "nvpmodel -m <id printed by 'nvpmodel -q' above>")
         if clocks:
             plan.record.append(tools.quote(["jetson_clocks", "--store", store]))
             plan.apply.append("jetson_clocks")
@@ -150,7 +156,7 @@ class JtopBackend:
     WAIT_S = 15.0
 
     def fill_plan(self, plan: Any, mode: Optional[nvpmodel.PowerMode], clocks: bool,
-                  store: str) -> None:
+                  store: str, current: Optional[dict] = None) -> None:
         plan.record.append("jtop: read nvpmodel and jetson_clocks")
         if mode is not None:
             plan.apply.append("jtop: nvpmodel = %d   # %s" % (mode.id, mode.name))
@@ -221,11 +227,6 @@ class SmiBackend:
 
     def set_cmd(self, clocks: str) -> str:
         return tools.quote(["nvidia-smi", "-i", str(self.index), "-ac", clocks])
-
-    def restore_cmd(self, previous: Optional[str]) -> str:
-        if previous:
-            return self.set_cmd(previous)
-        return tools.quote(["nvidia-smi", "-i", str(self.index), "-rac"])
 
     @staticmethod
     def parse_query(text: str) -> Optional[str]:

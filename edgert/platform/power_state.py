@@ -26,6 +26,7 @@ from edgert.fsutil import atomic_write_text
 log = logging.getLogger("edgert.platform.power")
 
 STATE_VERSION = 1
+SYSTEM_STATE_DIR = Path("/var/lib/edgert")
 SESSION = "session"
 MANUAL = "manual"
 
@@ -40,7 +41,7 @@ def state_dir() -> Path:
     if env:
         return Path(env)
     if hasattr(os, "geteuid") and os.geteuid() == 0:
-        return Path("/var/lib/edgert")
+        return SYSTEM_STATE_DIR
     xdg = os.environ.get("XDG_STATE_HOME")
     base = Path(xdg) if xdg else Path.home() / ".local" / "state"
     return base / "edgert"

@@ -74,13 +74,7 @@ class JetsonReader:
         s.cpu_freq_hz = sysfs.read_cpu_freq(self.root)
         used, total = sysfs.read_meminfo(self.root)
         s.ram_used_bytes, s.ram_total_bytes = _f(used), _f(total)
-        for zone in self.zones:
-            t = sysfs.read_temp(zone)
-            if t is None:
-                continue
-            s.temps_c[zone.name] = t
-            if zone.throttle_c is not None and t >= zone.throttle_c:
-                s.thermal_tripped.append("%s %.1f°C >= %.1f°C" % (zone.name, t, zone.throttle_c))
+        read_zones(self.zones, s)
         for rail in self.rails:
             w = sysfs.read_rail_watts(rail)
             if w is not None:
@@ -89,12 +83,24 @@ class JetsonReader:
         return s
 
 
+def read_zones(zones: List[sysfs.ThermalZone], s: Sample) -> None:
+    """Temperatures into ``s``, noting zones at or past their passive trip point."""
+    for zone in zones:
+        t = sysfs.read_temp(zone)
+        if t is None:
+            continue
+        s.temps_c[zone.name] = t
+        if zone.throttle_c is not None and t >= zone.throttle_c:
+            s.thermal_tripped.append("%s %.1f°C >= %.1f°C" % (zone.name, t, zone.throttle_c))
+
+
 class HostReader:
     """CPU/RAM of any machine (psutil when installed, else /proc), plus a discrete GPU."""
 
     def __init__(self, root: Path, gpu_index: Optional[int] = 0) -> None:
         self.root = root
         self._cpu_prev = sysfs.read_cpu_times(root)
+        self.zones = sysfs.find_thermal_zones(root)   # Linux thermal zones, where exposed
         self.gpu = NvidiaSmiGpu(gpu_index) if gpu_index is not None else None
         try:
             import psutil  # type: ignore[import-untyped]
@@ -116,6 +122,7 @@ class HostReader:
             used, total = sysfs.read_meminfo(self.root)
             s.ram_used_bytes, s.ram_total_bytes = _f(used), _f(total)
         s.cpu_freq_hz = sysfs.read_cpu_freq(self.root)
+        read_zones(self.zones, s)
         if self.gpu is not None and not self.gpu.read_into(s):
             self.gpu = None  # no GPU / driver: stop asking
         return s

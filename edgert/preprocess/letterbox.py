@@ -21,7 +21,7 @@ how decoders put boxes back onto the source frame.
 from __future__ import annotations
 
 import logging
-from typing import Any, List, Optional, Tuple
+from typing import Any, ClassVar, List, Optional, Tuple, Type
 
 import numpy as np
 from pydantic import Field, field_validator
@@ -170,7 +170,7 @@ class _Preprocess(Stage):
     """Shared body of ``resize`` and ``letterbox``."""
 
     keep_aspect = False
-    Config = ResizeConfig
+    Config: ClassVar[Type[StageConfig]] = ResizeConfig
 
     def __init__(self, config: StageConfig, context: StageContext) -> None:
         super().__init__(config, context)

@@ -28,6 +28,7 @@ from edgert.batch import Batch
 from edgert.config.schema import PipelineConfig
 from edgert.engines.base import EngineIO
 from edgert.errors import EdgertError, RuntimeFailure
+from edgert.progress import Progress
 from edgert.runtime.graph import EngineFactory, Graph, build_graph
 from edgert.runtime.metrics import Metrics
 from edgert.runtime.observer import RunObserver
@@ -108,8 +109,8 @@ class SequentialExecutor:
             self.observer.on_start(1)
             reason = "error"
             try:
-                with guard:
-                    self._loop(graph, capacity)
+                with guard, Progress("running %s" % self.pipeline.name, self._total(graph)) as bar:
+                    self._loop(graph, capacity, bar)
                 reason = "stopped by signal" if self._stop.is_set() else "streams ended"
             finally:  # STOPPING=1 before sinks flush and engines close
                 self.observer.on_stop(reason)
@@ -130,13 +131,21 @@ class SequentialExecutor:
                  capacity, " -> ".join(s.name for s in graph.stages) or "none")
         return capacity
 
-    def _loop(self, graph: Graph, capacity: int) -> None:
+    def _total(self, graph: Graph) -> Optional[int]:
+        """Frames the run will process when every source knows its length (for the bar)."""
+        counts = [s.frame_count for s in graph.sources]
+        if any(c is None for c in counts):
+            return None if self.max_frames is None else self.max_frames * len(counts)
+        cap = self.max_frames
+        return sum(min(c, cap) if cap is not None else c for c in counts if c is not None)
+
+    def _loop(self, graph: Graph, capacity: int, bar: Progress) -> None:
         n = len(graph.sources)
         counts = [0] * n
         done = [False] * n
         pending: List[Tuple[int, Frame]] = []
         while not self._stop.is_set() and not all(done):
-            for k, src in enumerate(graph.sources):
+            for k in range(n):
                 if done[k] or self._stop.is_set():
                     continue
                 frame = self._read(k, graph, counts)
@@ -146,9 +155,11 @@ class SequentialExecutor:
                 pending.append((k, frame))
                 if len(pending) >= capacity:
                     self._process(graph, pending)
+                    bar.advance(len(pending))
                     pending = []
         if pending:
             self._process(graph, pending)
+            bar.advance(len(pending))
 
     def _read(self, k: int, graph: Graph, counts: List[int]) -> Optional[Frame]:
         if self.max_frames is not None and counts[k] >= self.max_frames:

@@ -102,7 +102,8 @@ class _Writer:
         if codec == "h264":
             av = require("av", "H.264 output (codec: h264)")
             self._av = av.open(str(self.tmp), mode="w", format="mp4")
-            self._stream = self._av.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+            rate = Fraction(fps).limit_denominator(1001)
+            self._stream = self._av.add_stream("libx264", rate=rate)
             self._stream.width, self._stream.height, self._stream.pix_fmt = w, h, "yuv420p"
             self._stream.options = {"crf": "23", "preset": "veryfast"}
             self._mod = av

@@ -3,4 +3,4 @@
 Importing this package registers the built-in sources.
 """
 
-from edgert.sources import file  # noqa: F401,E402
+from edgert.sources import local  # noqa: F401,E402

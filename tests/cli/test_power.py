@@ -58,3 +58,14 @@ def test_set_and_restore_on_a_fake_jetson(tmp_path):
 def test_power_show_here():
     out = run("power", "show")
     assert out.returncode == 0 and out.stdout.startswith("not a Jetson")
+
+
+def test_dry_run_on_a_jetson_names_the_current_mode_and_changes_nothing(tmp_path):
+    fj = FakeJetson(tmp_path, "agx_orin_jp5")
+    out = run("power", "set", "--nvpmodel", "MODE_50W", "--jetson-clocks", "--dry-run",
+              env_extra=fj.env())
+    assert out.returncode == 0, out.stderr
+    assert "nvpmodel -m 3   # MODE_50W" in out.stdout
+    assert "nvpmodel -m 2   # MODE_30W, the current mode" in out.stdout
+    assert fj.calls() == ["nvpmodel -q"]          # only the read-only query ran
+    assert not fj.state_dir.exists()

@@ -80,12 +80,13 @@ def test_gpu_device_without_gpu_providers_falls_back_to_cpu() -> None:
     assert providers_for(FakeOrt, "cpu", "fp16", Path("/tmp")) == ["CPUExecutionProvider"]
 
 
-def test_gpu_providers_ordered_when_present() -> None:
+def test_gpu_providers_ordered_when_present(tmp_path: Path) -> None:
     class FakeOrt:
         @staticmethod
         def get_available_providers() -> list:
             return ["CUDAExecutionProvider", "TensorrtExecutionProvider", "CPUExecutionProvider"]
 
-    got = providers_for(FakeOrt, "gpu", "fp16", Path("/c"))
+    got = providers_for(FakeOrt, "gpu", "fp16", tmp_path / "cache")
     assert got[0][0] == "TensorrtExecutionProvider" and got[0][1]["trt_fp16_enable"] is True
     assert got[1:] == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert (tmp_path / "cache").is_dir()

@@ -90,7 +90,9 @@ def test_dry_run_session_runs_nothing(fake_orin: FakeJetson):
     with power_session(PowerConfig(nvpmodel="MAXN", jetson_clocks=True), dry_run=True,
                        controller=controller(fake_orin)) as notes:
         assert "nvpmodel -m 0   # MAXN" in notes and "jetson_clocks" in notes
-    assert fake_orin.calls() == []
+        assert "nvpmodel -m 2   # MODE_30W, the current mode" in notes
+    assert fake_orin.calls() == ["nvpmodel -q"]   # read-only
+    assert fake_orin.mode() == "2 MODE_30W"
 
 
 def test_already_in_the_mode_is_not_switched(fake_orin: FakeJetson):
@@ -320,3 +322,20 @@ def test_sigterm_chains_to_the_applications_own_handler(fake_orin: FakeJetson):
         assert fake_orin.mode() == "2 MODE_30W"      # leaving the block restored
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_without_root_a_root_runs_pending_restore_is_named(fake_orin: FakeJetson, tmp_path):
+    """`edgert power restore` without sudo names root's pending restore (not "nothing")."""
+    system = tmp_path / "var-lib-edgert"
+    state = power_state.PowerState.new(power_state.SESSION, "cli", "AGX Orin")
+    state.pid, state.previous_mode = 0, {"id": 2, "name": "MODE_30W"}
+    power_state.save(power_state.state_path(power_state.SESSION, system), state)
+    user = PowerController(root=fake_orin.root, state_folder=tmp_path / "user", euid=1000,
+                           system_folder=system)
+    assert [s.previous_mode for s in user.pending()] == [{"id": 2, "name": "MODE_30W"}]
+    with pytest.raises(RuntimeFailure, match="run 'sudo edgert power restore'"):
+        user.restore()
+    assert fake_orin.calls() == []
+    root = PowerController(root=fake_orin.root, state_folder=tmp_path / "user", euid=0,
+                           system_folder=system)
+    assert root.system_folder is None and root.pending() == []

@@ -115,3 +115,10 @@ def test_period_must_be_positive():
 ])
 def test_format_summary(summary, fps, expected):
     assert telemetry.format_summary(summary, fps) == expected
+
+
+def test_host_reader_reads_linux_thermal_zones():
+    """A workstation/container exposing /sys/class/thermal gets temperatures too."""
+    s = telemetry.HostReader(TREES / "agx_xavier_jp5", gpu_index=None).read()
+    assert s.temps_c == {"CPU-therm": 41.0, "GPU-therm": 40.5, "PMIC-Die": 100.0}
+    assert s.ram_total_bytes and s.cpu_freq_hz == 2265600 * 1000

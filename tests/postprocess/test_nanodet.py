@@ -126,7 +126,8 @@ def test_real_frames_find_people_inside_the_frame(real_batch: Batch) -> None:
 def test_real_frames_thresholds_and_limits(real_batch: Batch) -> None:
     loose = NanoDet(_cfg(score_threshold=0.2), CTX).process(real_batch).detections
     strict = NanoDet(_cfg(score_threshold=0.45), CTX).process(real_batch).detections
-    capped = NanoDet(_cfg(score_threshold=0.2, max_detections=2), CTX).process(real_batch).detections
+    capped = NanoDet(_cfg(score_threshold=0.2, max_detections=2), CTX).process(real_batch)
+    capped = capped.detections
     only = NanoDet(_cfg(score_threshold=0.2, classes=[PERSON]), CTX).process(real_batch).detections
     assert len(loose) > len(strict)
     assert np.bincount(capped.batch_index).max() <= 2

@@ -7,8 +7,8 @@ import pytest
 
 from edgert.errors import RuntimeFailure
 from edgert.sources.base import SOURCES
-from edgert.sources.file import FileSource, FileSourceConfig, ImagesSource, ImagesSourceConfig
-from tests.media import STREET, street_frames, write_clip
+from edgert.sources.local import FileSource, FileSourceConfig, ImagesSource, ImagesSourceConfig
+from tests.media import street_frames, write_clip
 
 
 @pytest.fixture(scope="module")

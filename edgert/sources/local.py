@@ -8,17 +8,19 @@ one line naming the resolved path, never later with a traceback.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
+import numpy as np
 from pydantic import Field
 
 from edgert._lazy import require
 from edgert.errors import RuntimeFailure
 from edgert.sources.base import SOURCES, Frame, Source, SourceConfig, resolve_local, split_uri
 
-log = logging.getLogger("edgert.sources.file")
+log = logging.getLogger("edgert.sources.local")
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
@@ -52,6 +54,8 @@ class FileSource(Source):
         super().__init__(config, base_dir)
         self.path = local_path(config.uri, base_dir)
         self._cap: Any = None
+        self._cv2: Any = None
+        self._first: Optional[np.ndarray] = None  # decoded by open() to prove the file reads
         self._fps: Optional[float] = None
         self._size: Optional[Tuple[int, int]] = None
         self._count: Optional[int] = None
@@ -59,6 +63,9 @@ class FileSource(Source):
         self._pass = 0  # completed loops (``loop: true``)
 
     def open(self) -> None:
+        # FFmpeg prints its own errors ("moov atom not found") straight to stderr; the one-line
+        # error below says it better.  Set OPENCV_FFMPEG_LOGLEVEL yourself to see them.
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
         cv2 = require("cv2", "reading video files")
         if not self.path.is_file():
             raise RuntimeFailure("source '%s': video file not found: %s" % (self.name, self.path))
@@ -68,8 +75,7 @@ class FileSource(Source):
             cap.release()
             raise RuntimeFailure("source '%s': cannot decode video %s (corrupt or unsupported "
                                  "format)" % (self.name, self.path))
-        cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-        self._cap = cap
+        self._cap, self._cv2, self._first = cap, cv2, first
         fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         override = getattr(self.config, "fps", None)
         self._fps = float(override) if override else (fps if fps > 0 else 30.0)
@@ -82,12 +88,15 @@ class FileSource(Source):
     def read(self) -> Optional[Frame]:
         if self._cap is None:
             raise RuntimeError("source %s read before open()" % self.name)
-        ok, image = self._cap.read()
+        if self._first is not None:
+            ok, image, self._first = True, self._first, None
+        else:
+            ok, image = self._cap.read()
         if not ok or image is None:
             if not self.config.loop or self._next == 0:
                 return None
             self._pass += 1
-            self._cap.set(1, 0)  # cv2.CAP_PROP_POS_FRAMES
+            self._cap.set(self._cv2.CAP_PROP_POS_FRAMES, 0)
             ok, image = self._cap.read()
             if not ok or image is None:
                 return None
@@ -97,6 +106,7 @@ class FileSource(Source):
                      capture_time=time.monotonic())
 
     def close(self) -> None:
+        self._first = None
         if self._cap is not None:
             self._cap.release()
             self._cap = None
