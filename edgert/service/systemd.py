@@ -139,7 +139,8 @@ def render_unit(opt: UnitOptions) -> str:
         lines.append("ExecStartPre=%s" % _exec(edgert + ["build"] + pipe))
     lines += [
         "ExecStart=%s" % _exec(edgert + ["run"] + pipe),
-        "ExecStopPost=%s" % _exec(edgert + ["power", "restore"]),
+        # "-": a failed restore is logged in the journal but does not mark the unit failed
+        "ExecStopPost=-%s" % _exec(edgert + ["power", "restore"]),
         "Restart=on-failure",
         "RestartSec=%d" % opt.restart_sec,
         "WatchdogSec=%d" % opt.watchdog_sec,

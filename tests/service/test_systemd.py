@@ -45,7 +45,7 @@ def test_unit_has_the_production_settings(pipeline: Path) -> None:
     assert s["EnvironmentFile"] == ["-/etc/edgert/edgert-svc-test.env"]
     assert s["ExecStart"][0].endswith("-m edgert run %s" % pipeline)
     assert s["ExecStartPre"][0].endswith("-m edgert build %s" % pipeline)
-    assert s["ExecStopPost"][0].endswith("-m edgert power restore")
+    assert s["ExecStopPost"][0].startswith("-/") and s["ExecStopPost"][0].endswith("-m edgert power restore")
     for forbidden in ("PrivateDevices", "DevicePolicy", "DeviceAllow", "ProtectKernelTunables"):
         assert forbidden not in s, forbidden
 
