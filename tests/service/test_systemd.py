@@ -45,7 +45,8 @@ def test_unit_has_the_production_settings(pipeline: Path) -> None:
     assert s["EnvironmentFile"] == ["-/etc/edgert/edgert-svc-test.env"]
     assert s["ExecStart"][0].endswith("-m edgert run %s" % pipeline)
     assert s["ExecStartPre"][0].endswith("-m edgert build %s" % pipeline)
-    assert s["ExecStopPost"][0].startswith("-/") and s["ExecStopPost"][0].endswith("-m edgert power restore")
+    stop_post = s["ExecStopPost"][0]
+    assert stop_post.startswith("-/") and stop_post.endswith("-m edgert power restore")
     for forbidden in ("PrivateDevices", "DevicePolicy", "DeviceAllow", "ProtectKernelTunables"):
         assert forbidden not in s, forbidden
 
