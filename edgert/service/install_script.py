@@ -93,8 +93,12 @@ if "${EDGERT[@]}" doctor --help >/dev/null 2>&1; then
     "${EDGERT[@]}" doctor || echo "install.sh: doctor reported problems (see above)" >&2
 fi
 if [ "$SKIP_BUILD" = 0 ]; then
-    echo "==> edgert build (TensorRT engines for this device)"
-    "${EDGERT[@]}" build "$PIPELINE"
+    if "${EDGERT[@]}" build --help >/dev/null 2>&1; then
+        echo "==> edgert build (TensorRT engines for this device)"
+        "${EDGERT[@]}" build "$PIPELINE"
+    else
+        echo "install.sh: this edgert has no 'build' command; engines are built at first run" >&2
+    fi
 fi
 echo "==> edgert validate"
 "${EDGERT[@]}" validate "$PIPELINE"

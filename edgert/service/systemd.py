@@ -234,7 +234,15 @@ def uses_csi(cfg: Any) -> bool:
 
 
 def builds_engines(cfg: Any) -> bool:
-    """Only TensorRT (or auto, which may pick it) has engines to build before start."""
+    """Only TensorRT (or auto, which may pick it) has engines to build before start.
+
+    Also needs this edgert to have ``edgert build``; without it the engines are
+    built by ``edgert run`` on its first start (covered by TimeoutStartSec).
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("edgert.cli.build") is None:
+        return False
     return any(m.backend != "onnxruntime" for m in cfg.models.values())
 
 

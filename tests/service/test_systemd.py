@@ -33,7 +33,9 @@ def _settings(text: str) -> dict:
 
 
 def test_unit_has_the_production_settings(pipeline: Path) -> None:
-    s = _settings(_unit(pipeline, user="edge"))
+    opt = systemd.options_for(load_pipeline(pipeline), user="edge")
+    opt.build_engines = True  # backend: auto; see test_build_step_needs_the_build_command
+    s = _settings(systemd.render_unit(opt))
     for key, value in [("Type", "notify"), ("NotifyAccess", "main"), ("WatchdogSec", "30"),
                        ("Restart", "on-failure"), ("StartLimitBurst", "5"),
                        ("StartLimitIntervalSec", "600"), ("User", "edge"),
@@ -49,6 +51,22 @@ def test_unit_has_the_production_settings(pipeline: Path) -> None:
     assert stop_post.startswith("-/") and stop_post.endswith("-m edgert power restore")
     for forbidden in ("PrivateDevices", "DevicePolicy", "DeviceAllow", "ProtectKernelTunables"):
         assert forbidden not in s, forbidden
+
+
+@pytest.mark.parametrize("backend,has_build,expected", [
+    ("auto", True, True), ("tensorrt", True, True), ("onnxruntime", True, False),
+    ("auto", False, False),  # an edgert without 'edgert build': engines built by 'run'
+])
+def test_build_step_needs_the_build_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            backend: str, has_build: bool,
+                                            expected: bool) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: (
+        (object() if has_build else None) if name == "edgert.cli.build" else real(name, *a)))
+    assert systemd.builds_engines(load_pipeline(write_pipeline(tmp_path, backend=backend))) \
+        is expected
 
 
 def test_onnxruntime_only_needs_no_build(tmp_path: Path) -> None:
