@@ -53,12 +53,13 @@ def _unique(names: Sequence[str], section: str, locs: Locations) -> None:
 
 def _check_inputs(cfg: PipelineConfig, locs: Locations) -> None:
     known = ["sources"] + [s.name for s in cfg.stages]
-    for section, items in (("stages", cfg.stages), ("sinks", cfg.sinks)):
-        for i, item in enumerate(items):
-            if item.input not in known:
-                raise locs.error("input '%s' names no stage%s; known: %s"
-                                 % (item.input, did_you_mean(item.input, known), ", ".join(known)),
-                                 (section, i, "input"))
+    refs = [("stages", i, s.input) for i, s in enumerate(cfg.stages)]
+    refs += [("sinks", i, k.input) for i, k in enumerate(cfg.sinks)]
+    for section, i, name in refs:
+        if name not in known:
+            raise locs.error("input '%s' names no stage%s; known: %s"
+                             % (name, did_you_mean(name, known), ", ".join(known)),
+                             (section, i, "input"))
 
 
 def topo_order(cfg: PipelineConfig, locs: Optional[Locations] = None) -> List[str]:

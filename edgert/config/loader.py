@@ -18,7 +18,7 @@ from edgert.config.schema import ModelConfig, PipelineConfig, PowerConfig, Runti
 from edgert.config.yamlsrc import KeyPath, Locations, load_yaml, loads_yaml
 from edgert.errors import ConfigError, UsageError
 from edgert.registry import did_you_mean
-from edgert.sources.base import SOURCES, split_uri
+from edgert.sources.base import SOURCES, SourceConfig, split_uri
 from edgert.stage import SINKS, STAGES
 
 _SECTIONS = ("version", "name", "sources", "models", "stages", "sinks", "runtime", "power")
@@ -105,7 +105,7 @@ def _as_list(doc: Dict[str, Any], key: str, locs: Locations, min_items: int = 0)
     return value
 
 
-def _validate_source(item: Any, path: KeyPath, locs: Locations) -> BaseModel:
+def _validate_source(item: Any, path: KeyPath, locs: Locations) -> SourceConfig:
     if not isinstance(item, dict):
         raise locs.error("a source is a mapping with name and uri", path)
     uri = item.get("uri")
@@ -121,7 +121,7 @@ def _validate_source(item: Any, path: KeyPath, locs: Locations) -> BaseModel:
     return validate_model(SOURCES.get(scheme).Config, item, path, locs)
 
 
-def _validate_kind(item: Any, path: KeyPath, locs: Locations, registry: Any) -> BaseModel:
+def _validate_kind(item: Any, path: KeyPath, locs: Locations, registry: Any) -> Any:
     if not isinstance(item, dict):
         raise locs.error("expected a mapping with kind and input", path)
     kind = item.get("kind")

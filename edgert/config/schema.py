@@ -46,7 +46,7 @@ class CalibrationConfig(Strict):
 
 
 class Int8Config(Strict):
-    calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
+    calibration: CalibrationConfig = Field(default_factory=lambda: CalibrationConfig())
 
 
 class ModelConfig(Strict):
@@ -153,7 +153,7 @@ class PipelineConfig(Strict):
     models: Dict[str, ModelConfig] = Field(default_factory=dict)
     stages: List[StageConfig] = Field(default_factory=list)
     sinks: List[SinkConfig] = Field(default_factory=list)
-    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+    runtime: RuntimeConfig = Field(default_factory=lambda: RuntimeConfig())
     power: Optional[PowerConfig] = None
     # Set by the loader, never from YAML.
     _path: Optional[Path] = PrivateAttr(default=None)

@@ -37,6 +37,26 @@ def load_labels(path: Path) -> List[str]:
     return [line.strip() for line in lines]
 
 
+def onnx_input_dims(path: Path) -> Optional[List[int]]:
+    """The first graph input's dims (-1 when symbolic), or None when unknown.
+
+    Used by the graph pass only when the ``onnx`` package is installed and the
+    file parses; anything else is left to the engine, which reports it at run time.
+    """
+    try:
+        import onnx
+
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:  # noqa: BLE001 - missing package or a bad file: the engine reports it
+        return None
+    weights = {i.name for i in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in weights]
+    if not inputs:
+        return None
+    dims = inputs[0].type.tensor_type.shape.dim
+    return [int(d.dim_value) if d.HasField("dim_value") else -1 for d in dims]
+
+
 class InferConfig(StageConfig):
     """``{name: infer, kind: infer, model: detector, input: pre}``."""
 
@@ -62,6 +82,25 @@ class Infer(Stage):
         if getattr(config, "input", "") == "sources":
             raise ConfigError("infer needs a preprocess stage (letterbox/resize) as input",
                               key_path="input")
+        model = pipeline.models.get(getattr(config, "model", ""))
+        try:
+            upstream = pipeline.stage(config.input)
+        except KeyError:
+            return
+        size, layout = getattr(upstream, "size", None), getattr(upstream, "layout", None)
+        if model is None or size is None or layout not in ("nchw", "nhwc"):
+            return
+        dims = onnx_input_dims(model.onnx)
+        if dims is None or len(dims) != 4:
+            return
+        w, h = size
+        made = (3, h, w) if layout == "nchw" else (h, w, 3)
+        if any(want > 0 and want != got for want, got in zip(dims[1:], made)):
+            shown = ["?" if d <= 0 else str(d) for d in dims]
+            raise ConfigError("model '%s' takes [%s] (%s) but stage '%s' makes %s %s tensors; "
+                              "set its size/layout to match"
+                              % (config.model, ", ".join(shown), model.onnx.name,  # type: ignore[attr-defined]
+                                 upstream.name, layout.upper(), list(made)), key_path="model")
 
     def start(self) -> None:
         model: str = self.config.model  # type: ignore[attr-defined]

@@ -71,3 +71,27 @@ def test_load_labels(tmp_path: Path) -> None:
     assert load_labels(p) == ["person", "traffic light"]
     with pytest.raises(RuntimeFailure, match="cannot read labels file"):
         load_labels(tmp_path / "missing.names")
+
+
+@pytest.mark.parametrize("pre, error", [
+    ("{name: pre, kind: resize, size: [8, 8]}", None),
+    ("{name: pre, kind: resize, size: [8, 8], layout: nhwc}", "makes NHWC [8, 8, 3]"),
+    ("{name: pre, kind: letterbox, size: [16, 8]}", "takes [?, 3, 8, 8] (m.onnx) but stage 'pre' "
+                                                    "makes NCHW [3, 8, 16]"),
+])
+def test_graph_pass_checks_the_model_input_size(tmp_path: Path, pre: str, error: str) -> None:
+    from edgert.config.loader import loads_pipeline
+    from edgert.errors import ConfigError
+
+    tiny_model(tmp_path / "m.onnx")
+    text = ("sources: [{name: a, uri: 'file://a.mp4'}]\n"
+            "models: {m: {onnx: m.onnx, device: cpu}}\n"
+            "stages:\n  - %s\n  - {name: inf, kind: infer, model: m, input: pre}\n" % pre)
+    if error is None:
+        cfg = loads_pipeline(text, tmp_path / "p.yaml", check_files=False)
+        assert cfg.stages[1].kind == "infer"
+        return
+    with pytest.raises(ConfigError) as err:
+        loads_pipeline(text, tmp_path / "p.yaml", check_files=False)
+    assert error in str(err.value) and "p.yaml:5:" in str(err.value)
+    assert "stages[1].model" in str(err.value)
