@@ -19,6 +19,7 @@ from edgert.registry import Registry
 if TYPE_CHECKING:  # pragma: no cover
     from edgert.config.schema import PipelineConfig
     from edgert.engines.base import Engine
+    from edgert.runtime.metrics import Metrics
 
 
 class StageConfig(BaseModel):
@@ -143,6 +144,16 @@ class Sink(ABC):
 
     def stats(self) -> Dict[str, Any]:
         return {}
+
+    metrics: Optional["Metrics"] = None
+
+    def bind_metrics(self, metrics: "Metrics") -> None:
+        """Hand the run's Metrics to this sink; the runtime calls it before :meth:`start`.
+
+        Sinks publish delivery counts (``edgert_sink_dropped_total{sink}``)
+        there; the ``metrics`` sink serves it over HTTP.
+        """
+        self.metrics = metrics
 
 
 STAGES: Registry[Type[Stage]] = Registry("stage kind")

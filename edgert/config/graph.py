@@ -93,6 +93,9 @@ def topo_order(cfg: PipelineConfig, locs: Optional[Locations] = None) -> List[st
 def _check_model(cfg: PipelineConfig, name: str, model: ModelConfig, locs: Locations,
                  check_files: bool) -> None:
     path: KeyPath = ("models", name)
+    from edgert.config.presets import check_model_build  # build preset first: it sets defaults
+
+    check_model_build(cfg, name, model, locs)
     if check_files:
         _exists(model.onnx, path + ("onnx",), locs, "model file")
         if model.labels is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
@@ -49,6 +49,69 @@ class Int8Config(Strict):
     calibration: CalibrationConfig = Field(default_factory=lambda: CalibrationConfig())
 
 
+class LayerOverride(Strict):
+    """Pin layers to a device by name pattern: ``{match: "*head*", device: gpu}``."""
+
+    match: str
+    """Shell-style pattern (``fnmatch``) on the ONNX/TensorRT layer name, e.g. ``"/head/*"``."""
+    device: str
+    """``gpu`` or ``dla`` (the instance's own DLA core; only on ``dla:N`` instances)."""
+
+    @field_validator("device")
+    @classmethod
+    def _layer_device(cls, v: str) -> str:
+        if v not in ("gpu", "dla"):
+            raise ValueError("'%s' is not a layer device; use gpu or dla" % v)
+        return v
+
+
+def _pow2(value: Optional[int], unit: str) -> Optional[int]:
+    if value is not None and (value <= 0 or value & (value - 1)):
+        raise ValueError("%d %s is not a power of 2 (TensorRT requires it for DLA pools)"
+                         % (value, unit))
+    return value
+
+
+class BuildConfig(Strict):
+    """Engine-build options (TensorRT only): ``build: {preset: ../configs/xavier-dla-int8.yaml}``.
+
+    A ``preset`` file (see ``configs/``) supplies defaults for these keys and
+    for the model's ``device``, ``precision``, ... ; keys written in the
+    pipeline always win.
+    """
+
+    preset: Optional[Path] = None
+    """Build preset YAML, e.g. ``../configs/orin-gpu-fp16-sparse.yaml``."""
+    workspace_mb: Optional[int] = Field(None, ge=1)
+    """Builder scratch memory limit in MiB (TensorRT default: all device memory)."""
+    dla_sram_kb: Optional[int] = Field(None, ge=4)
+    """DLA managed SRAM per loadable in KiB, power of 2 (default 1024)."""
+    dla_local_dram_mb: Optional[int] = Field(None, ge=1)
+    """DLA local DRAM per loadable in MiB, power of 2 (default 1024)."""
+    dla_global_dram_mb: Optional[int] = Field(None, ge=1)
+    """DLA global DRAM per loadable in MiB, power of 2 (default 512)."""
+    layers: List[LayerOverride] = Field(default_factory=list)
+    """Per-layer device overrides, first match wins: ``[{match: "*Softmax*", device: gpu}]``."""
+    max_gpu_fallback: Optional[int] = Field(None, ge=0)
+    """Fail a DLA build when more layers than this fall back to the GPU."""
+    timing_cache: Optional[Path] = None
+    """Timing cache file (default: one per GPU and TensorRT version in the engine cache folder)."""
+    cache_dir: Optional[Path] = None
+    """Engine cache folder (default: ``$EDGERT_CACHE_DIR`` or ``~/.cache/edgert/engines``)."""
+    cuda_graphs: bool = False
+    """Capture inference in a CUDA graph (falls back to normal enqueue when capture fails)."""
+
+    @field_validator("dla_sram_kb")
+    @classmethod
+    def _sram(cls, v: Optional[int]) -> Optional[int]:
+        return _pow2(v, "KiB")
+
+    @field_validator("dla_local_dram_mb", "dla_global_dram_mb")
+    @classmethod
+    def _dram(cls, v: Optional[int]) -> Optional[int]:
+        return _pow2(v, "MiB")
+
+
 class ModelConfig(Strict):
     """One model, e.g. ``detector: {onnx: ../models/detector.onnx, device: gpu}``."""
 
@@ -73,6 +136,13 @@ class ModelConfig(Strict):
     """One engine per listed device, load-balanced: ``[dla:0, dla:1, gpu]``."""
     labels: Optional[Path] = None
     """Text file with one class name per line."""
+    build: BuildConfig = Field(default_factory=BuildConfig)
+    """TensorRT build options and an optional preset (see :class:`BuildConfig`)."""
+    # The pipeline this model belongs to, linked by the graph pass so the
+    # TensorRT backend can calibrate INT8 with the pipeline's own preprocessing.
+    _pipeline: Any = PrivateAttr(default=None)
+    # {path, platform, description} of the applied build preset (edgert.config.presets).
+    _preset: Any = PrivateAttr(default=None)
 
     @field_validator("device")
     @classmethod

@@ -7,6 +7,7 @@ TensorRT sees why they got ONNX Runtime.
 """
 from __future__ import annotations
 
+import importlib
 import logging
 from pathlib import Path
 from typing import Tuple
@@ -20,8 +21,8 @@ log = logging.getLogger("edgert.engines.factory")
 
 def tensorrt_status() -> Tuple[bool, str]:
     """(usable, reason) for the TensorRT backend; never raises."""
-    try:
-        from edgert.engines import tensorrt as trt_backend  # type: ignore[attr-defined]
+    try:  # import_module honours sys.modules (tests replace the backend there)
+        trt_backend = importlib.import_module("edgert.engines.tensorrt")
     except ImportError as exc:
         return False, "TensorRT backend unavailable (%s)" % exc
     check = getattr(trt_backend, "is_available", None) or getattr(trt_backend, "available", None)

@@ -199,7 +199,7 @@ def module_part(compatible: List[str]) -> Optional[str]:
 def dla_cores(root: Path, table: Optional[nvpmodel.ModeTable]) -> Optional[int]:
     """DLA cores: TensorRT when importable, else the nvpmodel conf, else the module."""
     try:
-        import tensorrt as trt  # type: ignore[import-not-found]
+        import tensorrt as trt  # type: ignore[import-not-found,unused-ignore]  # stubs/ may be absent
 
         builder = trt.Builder(trt.Logger(trt.Logger.ERROR))
         return int(builder.num_DLA_cores)

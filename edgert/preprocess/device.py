@@ -80,7 +80,10 @@ class GpuStagePath:
         if target is not None:
             ptrs, stream = target
             name = _input_name(io, ptrs, host_out)
-            return self.pre.run(frames, ptrs[name], slot, stream=stream)
+            transforms = self.pre.run(frames, ptrs[name], slot, stream=stream)
+            # Tell the engine this input is already on the device (no host->device copy).
+            io.extra.setdefault("device_written", set()).add(name)
+            return transforms
         if host_out is None:
             raise RuntimeFailure("GPU preprocess has nowhere to write: no engine input")
         if self._scratch is None:

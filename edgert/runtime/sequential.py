@@ -34,6 +34,7 @@ from edgert.runtime.metrics import Metrics
 from edgert.runtime.observer import RunObserver
 from edgert.runtime.report import (DETECTIONS, FRAMES_IN, FRAMES_OUT, RunReport,
                                    describe_metrics)
+from edgert.sinks.metrics import serve_metrics
 from edgert.sources.base import Frame
 
 log = logging.getLogger("edgert.runtime.sequential")
@@ -102,6 +103,7 @@ class SequentialExecutor:
         started = time.monotonic()
         copied = 0
         with ExitStack() as stack:
+            serve_metrics(graph, self.pipeline, self.metrics, stack)
             graph.open(stack)
             capacity = self._prepare_io(graph)
             guard = stop_on_signals(self.request_stop) if self.handle_signals \

@@ -9,8 +9,8 @@ Line format (documented in the README)::
 Boxes are in source pixels; classifier pipelines add
 ``"classes": [{"label", "class_id", "score"}]``.  Every line is written with
 one ``write`` call and flushed, so a reader (``tail -f``) never sees half a
-line.  The file named by ``path`` is the active one and is started fresh by
-each run; with ``rotate_lines`` / ``rotate_bytes`` it is closed when full,
+line.  The file named by ``path`` is the active one; what a previous (killed)
+run left there is rotated away first, never truncated; with ``rotate_lines`` / ``rotate_bytes`` it is closed when full,
 fsynced, and renamed atomically to ``<stem>.<N>.jsonl`` (N counts up), so
 rotated files are always complete.
 """
@@ -20,11 +20,12 @@ import json
 import logging
 import os
 import re
+import time
 from pathlib import Path
 from typing import IO, Any, Dict, List, Optional
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from edgert.batch import Batch
 from edgert.config.schema import PipelineConfig
@@ -33,6 +34,8 @@ from edgert.sinks.paths import check_template, output_path
 from edgert.stage import SINKS, Sink, SinkConfig
 
 log = logging.getLogger("edgert.sinks.jsonl")
+
+FSYNC_POLICIES = ("line", "interval", "rotate")
 
 
 class JsonlSinkConfig(SinkConfig):
@@ -45,6 +48,22 @@ class JsonlSinkConfig(SinkConfig):
     """Start a new file after this many lines."""
     rotate_bytes: Optional[int] = Field(None, ge=1024)
     """Start a new file once the active one reaches this size."""
+    rotate_s: Optional[float] = Field(None, gt=0)
+    """Start a new file after this many seconds (e.g. ``3600`` for hourly files)."""
+    fsync: str = "interval"
+    """When lines reach the disk itself, not just the OS: ``line`` (every line;
+    slow on SD cards), ``interval`` (every ``fsync_interval_s``), ``rotate``
+    (only when a file is closed).  Lines are whole after a kill -9 in every
+    mode; ``fsync`` decides what survives a power cut."""
+    fsync_interval_s: float = Field(1.0, gt=0)
+    """Seconds between fsyncs with ``fsync: interval``."""
+
+    @field_validator("fsync")
+    @classmethod
+    def _fsync(cls, v: str) -> str:
+        if v not in FSYNC_POLICIES:
+            raise ValueError("fsync '%s' is not one of %s" % (v, ", ".join(FSYNC_POLICIES)))
+        return v
 
 
 def frame_records(batch: Batch) -> List[Dict[str, Any]]:
@@ -74,16 +93,23 @@ def frame_records(batch: Batch) -> List[Dict[str, Any]]:
 class _Rotating:
     """An append-only line file that rotates by lines/bytes with atomic renames."""
 
-    def __init__(self, path: Path, max_lines: Optional[int], max_bytes: Optional[int]) -> None:
+    def __init__(self, path: Path, max_lines: Optional[int], max_bytes: Optional[int],
+                 max_s: Optional[float] = None, fsync: str = "rotate",
+                 fsync_interval_s: float = 1.0) -> None:
         self.path = path
         self.max_lines = max_lines
         self.max_bytes = max_bytes
+        self.max_s = max_s
+        self.fsync = fsync
+        self.fsync_interval_s = fsync_interval_s
+        self._opened = self._synced = time.monotonic()
         self.lines = 0
         self.bytes = 0
         self.total = 0
         self.rotated: List[Path] = []
         path.parent.mkdir(parents=True, exist_ok=True)
         self._next_index = self._first_free_index()
+        self._keep_previous()
         self._f: Optional[IO[str]] = open(path, "w", encoding="utf-8")
 
     def _first_free_index(self) -> int:
@@ -100,20 +126,51 @@ class _Rotating:
         self.lines += 1
         self.total += 1
         self.bytes += len(data.encode("utf-8"))
+        now = time.monotonic()
+        if self.fsync == "line" or (self.fsync == "interval"
+                                    and now - self._synced >= self.fsync_interval_s):
+            os.fsync(self._f.fileno())
+            self._synced = now
         if (self.max_lines and self.lines >= self.max_lines) or \
-                (self.max_bytes and self.bytes >= self.max_bytes):
+                (self.max_bytes and self.bytes >= self.max_bytes) or \
+                (self.max_s and now - self._opened >= self.max_s):
             self._rotate()
 
-    def _rotate(self) -> None:
-        self._close_file()
+    def _keep_previous(self) -> None:
+        """Rotate away what a previous run left in the active file instead of truncating it.
+
+        After a kill -9 or power cut that file holds the last run's lines; a
+        torn last line (power cut mid-write) is cut off so every line parses.
+        """
+        try:
+            size = self.path.stat().st_size
+        except OSError:
+            return
+        if size == 0:
+            return
+        with open(self.path, "rb+") as f:
+            f.seek(max(0, size - 65536))
+            tail = f.read()
+            if not tail.endswith(b"\n"):
+                cut = tail.rfind(b"\n")
+                f.truncate(size - len(tail) + cut + 1 if cut >= 0 else max(0, size - len(tail)))
+            os.fsync(f.fileno())
+        self._rotate_file()
+
+    def _rotate_file(self) -> None:
         done = self.path.with_name("%s.%d%s" % (self.path.stem, self._next_index, self.path.suffix))
         self._next_index += 1
         os.replace(self.path, done)
         fsync_dir(self.path.parent)
         self.rotated.append(done)
         log.info("jsonl: rotated %s -> %s", self.path, done.name)
+
+    def _rotate(self) -> None:
+        self._close_file()
+        self._rotate_file()
         self._f = open(self.path, "w", encoding="utf-8")
         self.lines = self.bytes = 0
+        self._opened = time.monotonic()
 
     def _close_file(self) -> None:
         if self._f is not None:
@@ -143,8 +200,9 @@ class JsonlSink(Sink):
         path = output_path(self.config.path, source)  # type: ignore[attr-defined]
         f = self._files.get(path)
         if f is None:
-            f = _Rotating(path, self.config.rotate_lines,  # type: ignore[attr-defined]
-                          self.config.rotate_bytes)  # type: ignore[attr-defined]
+            cfg: JsonlSinkConfig = self.config  # type: ignore[assignment]
+            f = _Rotating(path, cfg.rotate_lines, cfg.rotate_bytes, cfg.rotate_s, cfg.fsync,
+                          cfg.fsync_interval_s)
             self._files[path] = f
         return f
 

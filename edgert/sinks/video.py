@@ -9,8 +9,11 @@ video and an interrupted run leaves the previous file intact.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import re
+import time
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -24,6 +27,7 @@ from edgert.config.schema import PipelineConfig
 from edgert.errors import ConfigError, RuntimeFailure
 from edgert.fsutil import fsync_dir
 from edgert.sinks.paths import check_template, output_path, partial_path
+from edgert.sinks.queued import Worker
 from edgert.stage import SINKS, Sink, SinkConfig
 
 log = logging.getLogger("edgert.sinks.video")
@@ -44,6 +48,20 @@ class VideoSinkConfig(SinkConfig):
     """Box line width in pixels."""
     labels: bool = True
     """Draw ``label score`` above each box."""
+    segment_s: Optional[float] = Field(None, gt=0)
+    """Close the file after this many seconds of video and start the next:
+    ``out/cam.1.mp4``, ``out/cam.2.mp4`` ...  Closed segments are complete
+    files, whatever happens to the run later."""
+    segment_mb: Optional[float] = Field(None, gt=0)
+    """Close the file once it reaches this many megabytes and start the next."""
+    queue_frames: int = Field(64, ge=0)
+    """Frames waiting for the encoder; when full, frames are dropped from the
+    video (counted in ``edgert_sink_dropped_total``) instead of stalling
+    inference.  ``0`` encodes inline and fails the run on an encoder error."""
+    fragmented: bool = True
+    """H.264 through PyAV: write fragmented MP4 (a fragment per second), so
+    the file being written still plays up to its last fragment after a
+    kill -9 or power cut (it is kept as ``<name>.interrupted-<time>.mp4``)."""
 
     @field_validator("codec")
     @classmethod
@@ -88,12 +106,16 @@ def annotate(cv2: Any, image: np.ndarray, batch: Batch, i: int, cfg: VideoSinkCo
 class _Writer:
     """One output file: PyAV H.264 or OpenCV, opened lazily at the first frame."""
 
-    def __init__(self, final: Path, codec: str, fps: float, size: Tuple[int, int]) -> None:
+    def __init__(self, final: Path, codec: str, fps: float, size: Tuple[int, int],
+                 fragmented: bool = False) -> None:
         self.final = final
         self.tmp = partial_path(final)
         self.frames = 0
+        self.fps = fps
         final.parent.mkdir(parents=True, exist_ok=True)
+        keep_interrupted(self.tmp, final)
         w, h = size
+        self.size = size
         if codec == "auto":
             codec = "h264" if available("av") and w % 2 == 0 and h % 2 == 0 else "mp4v"
         self.codec = codec
@@ -101,11 +123,15 @@ class _Writer:
         self._cv: Any = None
         if codec == "h264":
             av = require("av", "H.264 output (codec: h264)")
-            self._av = av.open(str(self.tmp), mode="w", format="mp4")
+            opts = {"movflags": "frag_keyframe+empty_moov+default_base_moof",
+                    "flush_packets": "1"} if fragmented else {}  # bytes reach the OS at once
+            self._av = av.open(str(self.tmp), mode="w", format="mp4", options=opts)
             rate = Fraction(fps).limit_denominator(1001)
             self._stream = self._av.add_stream("libx264", rate=rate)
             self._stream.width, self._stream.height, self._stream.pix_fmt = w, h, "yuv420p"
             self._stream.options = {"crf": "23", "preset": "veryfast"}
+            if fragmented:  # a keyframe, hence a fragment, every second
+                self._stream.codec_context.gop_size = max(1, int(round(fps)))
             self._mod = av
         else:
             cv2 = require("cv2", "video output")
@@ -125,6 +151,17 @@ class _Writer:
             self._cv.write(image)
         self.frames += 1
 
+    def full(self, segment_s: Optional[float], segment_mb: Optional[float]) -> bool:
+        """Whether this segment reached its duration or size."""
+        if segment_s and self.frames >= segment_s * self.fps:
+            return True
+        if segment_mb:
+            try:
+                return self.tmp.stat().st_size >= segment_mb * 1e6
+            except OSError:
+                return False
+        return False
+
     def close(self) -> None:
         """Finish the file and move it into place (atomic rename)."""
         if self._av is not None:
@@ -142,6 +179,34 @@ class _Writer:
         log.info("video: %s done, %d frames", self.final, self.frames)
 
 
+def keep_interrupted(tmp: Path, final: Path) -> None:
+    """Keep what a killed run left in ``tmp`` under a visible name instead of overwriting it.
+
+    With ``fragmented: true`` that file plays up to its last fragment.
+    """
+    try:
+        mtime = tmp.stat().st_mtime
+    except OSError:
+        return
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.localtime(mtime))
+    kept = final.with_name("%s.interrupted-%s%s" % (final.stem, stamp, final.suffix))
+    os.replace(tmp, kept)
+    fsync_dir(final.parent)
+    log.warning("video: kept %s from an interrupted run as %s", tmp.name, kept.name)
+
+
+def segment_path(final: Path, index: int) -> Path:
+    """``out/cam.mp4`` -> ``out/cam.<index>.mp4``."""
+    return final.with_name("%s.%d%s" % (final.stem, index, final.suffix))
+
+
+def first_free_segment(final: Path) -> int:
+    pat = re.compile(re.escape(final.stem) + r"\.(\d+)" + re.escape(final.suffix) + "$")
+    used = [int(m.group(1)) for m in (pat.match(p.name) for p in final.parent.iterdir()) if m] \
+        if final.parent.is_dir() else []
+    return max(used, default=0) + 1
+
+
 @SINKS.register("video")
 class VideoSink(Sink):
     Config = VideoSinkConfig
@@ -157,11 +222,16 @@ class VideoSink(Sink):
     def __init__(self, config: SinkConfig, context: Any) -> None:
         super().__init__(config, context)
         self._writers: Dict[str, _Writer] = {}
+        self._rates: Dict[str, Tuple[float, Tuple[int, int]]] = {}  # for the next segment
         self._pending: Dict[str, List[Tuple[float, np.ndarray]]] = {}
         self._cv2: Any = None
+        self._worker: Optional[Worker] = None
 
     def start(self) -> None:
         self._cv2 = require("cv2", "drawing on video frames")
+        depth = self.config.queue_frames  # type: ignore[attr-defined]
+        if depth and self._worker is None:
+            self._worker = Worker(self.name, depth, self.metrics)
 
     def write(self, batch: Batch) -> None:
         if self._cv2 is None:
@@ -169,14 +239,27 @@ class VideoSink(Sink):
         for i in range(len(batch)):
             name = batch.source_name(i)
             image = annotate(self._cv2, batch.frames[i], batch, i, self.config)  # type: ignore[arg-type]
-            writer = self._writers.get(name)
-            if writer is not None:
-                writer.write(image)
-                continue
-            pending = self._pending.setdefault(name, [])
-            pending.append((float(batch.pts[i]), image))
-            if len(pending) >= 2 or self.config.fps:  # type: ignore[attr-defined]
-                self._open(name)
+            pts = float(batch.pts[i])
+            if self._worker is not None:  # annotate() copied the frame: safe to queue
+                self._worker.submit(functools.partial(self._encode, name, pts, image))
+            else:
+                self._encode(name, pts, image)
+
+    def _encode(self, name: str, pts: float, image: np.ndarray) -> None:
+        """Add one annotated frame to its stream's file (the worker thread, if queued)."""
+        writer = self._writers.get(name)
+        if writer is None and name in self._rates:  # the next segment, at its first frame
+            writer = self._new_writer(name, *self._rates[name])
+        if writer is not None:
+            writer.write(image)
+            if writer.full(self.config.segment_s,  # type: ignore[attr-defined]
+                           self.config.segment_mb):  # type: ignore[attr-defined]
+                self._next_segment(name, writer)
+            return
+        pending = self._pending.setdefault(name, [])
+        pending.append((pts, image))
+        if len(pending) >= 2 or self.config.fps:  # type: ignore[attr-defined]
+            self._open(name)
 
     def _open(self, name: str) -> None:
         """Start the file once the rate is known (from two frames' pts, or ``fps:``)."""
@@ -188,13 +271,30 @@ class VideoSink(Sink):
             gap = pending[1][0] - pending[0][0] if len(pending) > 1 else 0.0
             fps = 1.0 / gap if gap > 1e-4 else 30.0
         h, w = pending[0][1].shape[:2]
-        writer = _Writer(output_path(self.config.path, name), self.config.codec,  # type: ignore[attr-defined]
-                         float(fps), (w, h))
-        self._writers[name] = writer
+        writer = self._new_writer(name, float(fps), (w, h))
         for _, image in pending:
             writer.write(image)
 
+    def _new_writer(self, name: str, fps: float, size: Tuple[int, int]) -> _Writer:
+        cfg: VideoSinkConfig = self.config  # type: ignore[assignment]
+        final = output_path(cfg.path, name)
+        if cfg.segment_s or cfg.segment_mb:
+            final = segment_path(final, first_free_segment(final))
+        writer = _Writer(final, cfg.codec, fps, size, cfg.fragmented)
+        self._writers[name] = writer
+        return writer
+
+    def _next_segment(self, name: str, writer: _Writer) -> None:
+        """Close the full segment (complete, renamed into place); the next opens at the
+        stream's next frame, so a stream that ends leaves no empty file."""
+        del self._writers[name]
+        self._rates[name] = (writer.fps, writer.size)
+        writer.close()
+
     def stop(self) -> None:
+        if self._worker is not None:  # encode what is queued, then finish the files
+            self._worker.close()
+            self._worker = None
         for name in list(self._pending):
             self._open(name)
         errors = []
@@ -208,4 +308,8 @@ class VideoSink(Sink):
             raise RuntimeFailure("video sink: could not finish %s" % errors[0])
 
     def stats(self) -> Dict[str, Any]:
-        return {"files": {str(w.final): w.frames for w in self._writers.values()}}
+        writers = list(self._writers.values())  # the encoder thread may be adding one
+        out: Dict[str, Any] = {"files": {str(w.final): w.frames for w in writers}}
+        if self._worker is not None:
+            out["dropped"] = self._worker.dropped
+        return out

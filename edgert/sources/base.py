@@ -11,12 +11,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Dict, Optional, Tuple, Type
+from typing import TYPE_CHECKING, Any, ClassVar, Dict, Optional, Tuple, Type
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from edgert.registry import Registry
+
+if TYPE_CHECKING:  # pragma: no cover
+    from edgert.runtime.metrics import Metrics
 
 
 @dataclass
@@ -99,6 +102,17 @@ class Source(ABC):
 
     def stats(self) -> Dict[str, Any]:
         return {}
+
+    metrics: Optional["Metrics"] = None
+
+    def bind_metrics(self, metrics: "Metrics") -> None:
+        """Hand the run's :class:`~edgert.runtime.metrics.Metrics` to this source.
+
+        The runtime calls this once, before :meth:`open`, so that live sources
+        can publish ``edgert_source_up``/reconnect counts as they happen (not
+        only in :meth:`stats`).  Sources that publish nothing ignore it.
+        """
+        self.metrics = metrics
 
 
 SOURCES: Registry[Type[Source]] = Registry("source scheme")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from edgert._lazy import require
 from edgert.errors import RuntimeFailure
@@ -30,6 +30,19 @@ class FileSourceConfig(SourceConfig):
 
     fps: Optional[float] = Field(None, gt=0)
     """Override the file's frame rate (used for ``pts`` and the output video)."""
+    realtime: bool = False
+    """Deliver frames at the file's rate, like a camera (and, like a camera,
+    let the runtime drop frames under load instead of blocking)."""
+    start_s: float = Field(0.0, ge=0)
+    """Start this many seconds into the file (each loop starts here too)."""
+    end_s: Optional[float] = Field(None, gt=0)
+    """Stop (or loop back to ``start_s``) at this time in the file."""
+
+    @model_validator(mode="after")
+    def _range(self) -> "FileSourceConfig":
+        if self.end_s is not None and self.end_s <= self.start_s:
+            raise ValueError("end_s (%g) must be after start_s (%g)" % (self.end_s, self.start_s))
+        return self
 
 
 class ImagesSourceConfig(SourceConfig):
@@ -61,6 +74,10 @@ class FileSource(Source):
         self._count: Optional[int] = None
         self._next = 0
         self._pass = 0  # completed loops (``loop: true``)
+        cfg: FileSourceConfig = config  # type: ignore[assignment]
+        self._window = _Window(cfg.start_s, cfg.end_s, cfg.realtime)
+        if cfg.realtime:
+            self.live = True  # type: ignore[misc]  # paced like a camera: drop, don't block
 
     def open(self) -> None:
         # FFmpeg prints its own errors ("moov atom not found") straight to stderr; the one-line
@@ -84,25 +101,30 @@ class FileSource(Source):
         self._count = count if count > 0 else None
         log.info("source %s: %s %dx%d @ %.2f fps, %s frames", self.name, self.path,
                  self._size[0], self._size[1], self._fps, self._count or "?")
+        if self._window.open(self, cap):
+            self._first = None  # the window starts later: the probe frame is not in it
 
     def read(self) -> Optional[Frame]:
         if self._cap is None:
             raise RuntimeError("source %s read before open()" % self.name)
         if self._first is not None:
             ok, image, self._first = True, self._first, None
+            self._window.pos += 1
         else:
-            ok, image = self._cap.read()
+            ok, image = self._window.read(self._cap)
         if not ok or image is None:
             if not self.config.loop or self._next == 0:
                 return None
             self._pass += 1
-            self._cap.set(self._cv2.CAP_PROP_POS_FRAMES, 0)
-            ok, image = self._cap.read()
+            self._window.rewind(self._cap)
+            ok, image = self._window.read(self._cap)
             if not ok or image is None:
                 return None
         index = self._next
         self._next += 1
-        return Frame(image=image, index=index, pts=index / float(self._fps or 30.0),
+        fps = float(self._fps or 30.0)
+        self._window.pace(index, fps)
+        return Frame(image=image, index=index, pts=self._window.first / fps + index / fps,
                      capture_time=time.monotonic())
 
     def close(self) -> None:
@@ -125,6 +147,55 @@ class FileSource(Source):
 
     def stats(self) -> Dict[str, Any]:
         return {"frames_read": self._next, "loops": self._pass}
+
+
+class _Window:
+    """``start_s``/``end_s`` and real-time pacing for :class:`FileSource`."""
+
+    def __init__(self, start_s: float, end_s: Optional[float], realtime: bool) -> None:
+        self.start_s, self.end_s, self.realtime = start_s, end_s, realtime
+        self.first = 0  # first frame number of the window
+        self.stop: Optional[int] = None  # frame number the window ends before
+        self.pos = 0
+        self._t0: Optional[float] = None
+
+    def open(self, src: "FileSource", cap: Any) -> bool:
+        """Place the window; True when it had to seek (frame 0 is not in it)."""
+        fps = float(src.fps or 30.0)
+        self.first = int(round(self.start_s * fps))
+        self.stop = None if self.end_s is None else int(round(self.end_s * fps))
+        count = src._count
+        if count is not None and self.first >= count:
+            raise RuntimeFailure("source '%s': start_s %g is past the end of %s (%.2f s)"
+                                 % (src.name, self.start_s, src.path, count / fps))
+        if self.first == 0:
+            self.pos = 0  # open() decoded frame 0 already; no seek needed
+            return False
+        self.rewind(cap)
+        return True
+
+    def rewind(self, cap: Any) -> None:
+        cap.set(1, self.first)  # cv2.CAP_PROP_POS_FRAMES (exact: decodes from a keyframe)
+        self.pos = self.first
+
+    def read(self, cap: Any) -> Tuple[bool, Any]:
+        if self.stop is not None and self.pos >= self.stop:
+            return False, None
+        self.pos += 1
+        return cap.read()
+
+    def pace(self, index: int, fps: float) -> None:
+        """Sleep until frame ``index`` is due; a slow consumer is never made to catch up."""
+        if not self.realtime:
+            return
+        now = time.monotonic()
+        if self._t0 is None:
+            self._t0 = now
+        due = self._t0 + index / fps
+        if due > now:
+            time.sleep(due - now)
+        elif now - due > 1.0:  # far behind (paused, slow pipeline): restart the clock
+            self._t0 = now - index / fps
 
 
 @SOURCES.register("images")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import List
 
@@ -92,3 +93,70 @@ def test_path_template_checked_in_graph_pass(tmp_path: Path, path: str, error: s
     with pytest.raises(ConfigError) as err:
         loads_pipeline(text, tmp_path / "p.yaml", check_files=False)
     assert error in str(err.value) and "sinks[0].path" in str(err.value)
+
+
+# -- segments and crash-safety (io) --------------------------------------------
+def test_fragmented_file_in_progress_plays_before_close(tmp_path: Path) -> None:
+    """What a kill -9 leaves: the bytes on disk before close() are already playable."""
+    pytest.importorskip("av")
+    cv2 = pytest.importorskip("cv2")
+    from edgert.sinks.video import _Writer
+
+    writer = _Writer(tmp_path / "cam.mp4", "h264", 30.0, (64, 48), fragmented=True)
+    for i in range(90):  # 3 s: a keyframe, hence a fragment, per second
+        writer.write(np.full((48, 64, 3), (i * 3) % 255, np.uint8))
+    cap = cv2.VideoCapture(str(writer.tmp))
+    frames = 0
+    while cap.read()[0]:
+        frames += 1
+    cap.release()
+    writer.close()
+    assert frames >= 30  # at least the first full fragment, from a file never closed
+
+
+def test_segments_rotate_by_duration_and_interrupted_partial_is_kept(tmp_path: Path) -> None:
+    from edgert.sinks.video import partial_path
+
+    final = tmp_path / "cam.mp4"
+    leftover = partial_path(tmp_path / "cam.1.mp4")
+    leftover.write_bytes(b"left by a killed run")
+    cfg = VideoSinkConfig(kind="video", input="sources", path=str(tmp_path / "{source}.mp4"),
+                          fps=10, segment_s=1.0, codec="mp4v")
+    sink = VideoSink(cfg, None)
+    sink.start()
+    for f in range(25):
+        b = Batch.of_frames([np.zeros((48, 64, 3), np.uint8)], [0], [f], [f / 10.0], [0.0],
+                            ["cam"])
+        sink.write(b)
+    sink.stop()
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert [n for n in names if re.match(r"cam\.\d+\.mp4$", n)] == \
+        ["cam.1.mp4", "cam.2.mp4", "cam.3.mp4"]
+    assert any(n.startswith("cam.1.interrupted-") for n in names)
+    assert not final.exists() and not leftover.exists()
+    counts = [count_frames(tmp_path / n) for n in ("cam.1.mp4", "cam.2.mp4", "cam.3.mp4")]
+    assert counts == [10, 10, 5]
+
+
+def test_failing_encoder_drops_frames_without_stopping_the_pipeline(tmp_path: Path,
+                                                                   caplog) -> None:
+    import logging
+
+    from edgert.runtime.metrics import Metrics
+
+    caplog.set_level(logging.ERROR, logger="edgert.sinks.queued")
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")  # the output folder cannot be created
+    cfg = VideoSinkConfig(kind="video", input="sources", path=str(blocker / "{source}.mp4"),
+                          fps=10, codec="mp4v", queue_frames=8)
+    sink = VideoSink(cfg, None)
+    metrics = Metrics()
+    sink.bind_metrics(metrics)
+    sink.start()
+    for f in range(5):
+        sink.write(Batch.of_frames([np.zeros((48, 64, 3), np.uint8)], [0], [f], [f / 10.0],
+                                   [0.0], ["cam"]))  # never raises
+    sink.stop()
+    assert metrics.snapshot().counter("edgert_sink_dropped_total", sink="video") == 5
+    errors = [r.getMessage() for r in caplog.records]
+    assert len(errors) == 1 and errors[0].startswith("sink 'video': ")

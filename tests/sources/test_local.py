@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -8,7 +10,7 @@ import pytest
 from edgert.errors import RuntimeFailure
 from edgert.sources.base import SOURCES
 from edgert.sources.local import FileSource, FileSourceConfig, ImagesSource, ImagesSourceConfig
-from tests.media import street_frames, write_clip
+from tests.media import STREET, street_frames, write_clip
 
 
 @pytest.fixture(scope="module")
@@ -109,3 +111,68 @@ def test_images_errors(tmp_path: Path, setup: str, match: str) -> None:
     with pytest.raises(RuntimeFailure, match=match):
         src.open()
         src.read()
+
+
+# -- loop / realtime / start_s / end_s (io) ------------------------------------
+def _file_source(**kw: Any) -> FileSource:
+    return FileSource(FileSourceConfig(name="s", uri="file://" + str(STREET), **kw), Path("."))
+
+
+def _drain(src: FileSource, limit: int = 10000) -> list:
+    out = []
+    src.open()
+    while len(out) < limit:
+        f = src.read()
+        if f is None:
+            break
+        out.append(f)
+    src.close()
+    return out
+
+
+def test_start_and_end_window_pts_from_file_time() -> None:
+    frames = _drain(_file_source(start_s=10.0, end_s=11.0))
+    fps = 30000 / 1001
+    assert len(frames) == round(11 * fps) - round(10 * fps)
+    assert [f.index for f in frames] == list(range(len(frames)))
+    assert frames[0].pts == pytest.approx(round(10 * fps) / fps)
+
+
+def test_window_matches_decoding_from_the_start() -> None:
+    whole = _drain(_file_source(end_s=1.0))
+    part = _drain(_file_source(start_s=0.5, end_s=1.0))
+    offset = len(whole) - len(part)
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(whole[offset:], part))
+
+
+def test_loop_restarts_at_start_s() -> None:
+    frames = _drain(_file_source(start_s=2.0, end_s=2.2, loop=True), limit=20)
+    n = len(_drain(_file_source(start_s=2.0, end_s=2.2)))
+    assert len(frames) == 20 and n < 20
+    assert np.array_equal(frames[0].image, frames[n].image)
+    assert [f.index for f in frames] == list(range(20))
+    assert all(b.pts > a.pts for a, b in zip(frames, frames[1:]))
+
+
+def test_realtime_paces_at_the_file_rate() -> None:
+    src = _file_source(end_s=0.5, realtime=True)
+    assert src.live
+    t0 = time.monotonic()
+    frames = _drain(src)
+    elapsed = time.monotonic() - t0
+    # pacing is a lower bound only (never an upper one: CI machines are slow)
+    assert elapsed >= frames[-1].pts - frames[0].pts
+
+
+@pytest.mark.parametrize("kw, fragment", [
+    ({"start_s": 5, "end_s": 4}, "must be after start_s"),
+    ({"start_s": -1}, "greater than or equal to 0"),
+])
+def test_window_config_errors(kw: dict, fragment: str) -> None:
+    with pytest.raises(ValueError, match=fragment):
+        FileSourceConfig(name="s", uri="file://x.mp4", **kw)
+
+
+def test_start_past_the_end_is_one_line() -> None:
+    with pytest.raises(RuntimeFailure, match=r"^source 's': start_s 999 is past the end of "):
+        _file_source(start_s=999).open()
