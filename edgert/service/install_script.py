@@ -92,6 +92,11 @@ if "${EDGERT[@]}" doctor --help >/dev/null 2>&1; then
     echo "==> edgert doctor"
     "${EDGERT[@]}" doctor || echo "install.sh: doctor reported problems (see above)" >&2
 fi
+if [ "$SERVICE" = 1 ]; then
+    # build into the folders the unit uses (EDGERT_CACHE_DIR there): no rebuild at first start
+    export EDGERT_CACHE_DIR=/var/cache/edgert/engines
+    export EDGERT_KERNEL_CACHE=/var/cache/edgert/kernels
+fi
 if [ "$SKIP_BUILD" = 0 ]; then
     if "${EDGERT[@]}" build --help >/dev/null 2>&1; then
         echo "==> edgert build (TensorRT engines for this device)"

@@ -39,6 +39,7 @@ log = logging.getLogger("edgert.service.systemd")
 
 SYSTEM_UNIT_DIR = Path("/etc/systemd/system")
 ENV_DIR = Path("/etc/edgert")
+ENGINE_CACHE = "/var/cache/edgert/engines"  # install.sh builds into the same folder
 JETSON_GROUPS = ("video", "render")
 _NAME_RE = re.compile(r"^[A-Za-z0-9:_.\\-]+$")
 
@@ -131,6 +132,7 @@ def render_unit(opt: UnitOptions) -> str:
         # owned by User=, and they stay writable under ProtectSystem=strict.
         "Environment=EDGERT_STATE_DIR=/var/lib/edgert",
         "Environment=EDGERT_KERNEL_CACHE=/var/cache/edgert/kernels",
+        "Environment=EDGERT_CACHE_DIR=%s" % ENGINE_CACHE,
         "StateDirectory=edgert",
         "CacheDirectory=edgert",
     ]
@@ -222,6 +224,17 @@ def home_cache(user: str) -> List[Path]:
         return []
 
 
+def model_cache_dirs(cfg: Any) -> List[Path]:
+    """Engine/timing cache folders a pipeline sets itself (``cache_dir:``, ``timing_cache:``)."""
+    out = []
+    for m in cfg.models.values():
+        for name, is_dir in (("cache_dir", True), ("timing_cache", False)):
+            p = getattr(m, name, None)
+            if p is not None:
+                out.append(Path(p) if is_dir else Path(p).parent)
+    return out
+
+
 def needs_root(cfg: Any) -> bool:
     power = getattr(cfg, "power", None)
     return bool(power is not None and (power.nvpmodel is not None or power.jetson_clocks))
@@ -234,16 +247,18 @@ def uses_csi(cfg: Any) -> bool:
 
 
 def builds_engines(cfg: Any) -> bool:
-    """Only TensorRT (or auto, which may pick it) has engines to build before start.
+    """True when ``edgert build`` has TensorRT engines to build for this pipeline.
 
-    Also needs this edgert to have ``edgert build``; without it the engines are
-    built by ``edgert run`` on its first start (covered by TimeoutStartSec).
+    Same rule as the build command (ONNX Runtime models and ``device: cpu`` have
+    none); without ``edgert build`` in this edgert, ``edgert run`` builds them on
+    its first start instead (covered by TimeoutStartSec).
     """
     import importlib.util
 
     if importlib.util.find_spec("edgert.cli.build") is None:
         return False
-    return any(m.backend != "onnxruntime" for m in cfg.models.values())
+    return any(m.backend != "onnxruntime" and any(d != "cpu" for d in m.devices())
+               for m in cfg.models.values())
 
 
 def output_dirs(cfg: Any) -> List[Path]:
@@ -270,7 +285,7 @@ def options_for(cfg: Any, *, name: Optional[str] = None, user: Optional[str] = N
         raise UsageError("the pipeline's power: section changes nvpmodel/clocks, which needs "
                          "root: use --user root or remove power: from %s" % cfg.path)
     pipeline = Path(str(cfg.path)).resolve()
-    rw = [pipeline.parent] + output_dirs(cfg) + home_cache(user)
+    rw = [pipeline.parent] + output_dirs(cfg) + home_cache(user) + model_cache_dirs(cfg)
     return UnitOptions(
         name=check_name(name or default_name(cfg.name)), pipeline=pipeline,
         command=edgert_command(), overrides=list(overrides), user=user,

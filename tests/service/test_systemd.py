@@ -45,6 +45,9 @@ def test_unit_has_the_production_settings(pipeline: Path) -> None:
                        ("StandardOutput", "journal"), ("WantedBy", "multi-user.target")]:
         assert s[key] == [value], key
     assert s["EnvironmentFile"] == ["-/etc/edgert/edgert-svc-test.env"]
+    assert "EDGERT_CACHE_DIR=%s" % systemd.ENGINE_CACHE in s["Environment"]
+    assert "EDGERT_STATE_DIR=/var/lib/edgert" in s["Environment"]
+    assert s["StateDirectory"] == s["CacheDirectory"] == ["edgert"]
     assert s["ExecStart"][0].endswith("-m edgert run %s" % pipeline)
     assert s["ExecStartPre"][0].endswith("-m edgert build %s" % pipeline)
     stop_post = s["ExecStopPost"][0]
@@ -214,3 +217,10 @@ def test_demo_unit_from_the_cli(tmp_path: Path) -> None:
         pytest.skip("systemd-analyze not installed")
     check = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
+
+
+def test_install_sh_builds_into_the_units_engine_cache() -> None:
+    """Engines built by install.sh must be the ones the service loads (no rebuild at start)."""
+    from edgert.service.install_script import INSTALL_SH
+
+    assert "export EDGERT_CACHE_DIR=%s\n" % systemd.ENGINE_CACHE in INSTALL_SH
