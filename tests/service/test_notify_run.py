@@ -86,19 +86,28 @@ def listener(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Listen
 
 
 def _executors() -> List[str]:
-    return ["sequential"]
+    """Every executor this tree has: the threaded runtime joins once it is merged."""
+    import importlib.util
+
+    threaded = importlib.util.find_spec("edgert.runtime.executor") is not None
+    return ["sequential"] + (["threaded"] if threaded else [])
 
 
 def _run(tmp_path: Path, executor: str, frames: int, stall: int) -> Any:
     from edgert.runtime.observer import default_observers
-    from edgert.runtime.sequential import SequentialExecutor
 
     path = tmp_path / "p.yaml"
     path.write_text(RUN_PIPELINE.replace("FRAMES", str(frames)).replace("STALL", str(stall))
                     .replace("EXECUTOR", executor))
     cfg = load_pipeline(path)
-    classes = {"sequential": SequentialExecutor}
-    return classes[executor](cfg, observer=default_observers(), handle_signals=False).run()
+    if executor == "sequential":
+        from edgert.runtime.sequential import SequentialExecutor
+
+        return SequentialExecutor(cfg, observer=default_observers(), handle_signals=False).run()
+    from edgert.runtime.executor import create_executor
+
+    return create_executor(cfg, executor, observer=default_observers(),
+                           handle_signals=False).run()
 
 
 @pytest.mark.parametrize("executor", _executors())
