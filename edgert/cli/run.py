@@ -39,9 +39,11 @@ def _positive(text: str) -> int:
 def run(args: argparse.Namespace) -> int:
     from edgert.platform.session import platform_session
     from edgert.runtime.executor import create_executor
+    from edgert.runtime.observer import default_observers
 
     cfg = load_pipeline_from_args(args)
-    executor = create_executor(cfg, args.executor, max_frames=args.max_frames)
+    executor = create_executor(cfg, args.executor, max_frames=args.max_frames,
+                               observer=default_observers())
     # power: applied for the run and always restored; telemetry sampled into the same metrics
     with platform_session(cfg.power, executor.metrics) as plat:
         report = executor.run()

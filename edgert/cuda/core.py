@@ -17,11 +17,14 @@ import ctypes
 import logging
 import os
 import threading
-from typing import Any, Optional, Sequence, Tuple, Union
+from abc import ABC, abstractmethod
+from typing import Any, Optional, Sequence, Tuple, TypeVar, Union
 
 import numpy as np
 
 from edgert.errors import MissingDependency, RuntimeFailure
+
+_R = TypeVar("_R", bound="_Resource")
 
 log = logging.getLogger("edgert.cuda")
 
@@ -153,7 +156,32 @@ def _stream_obj(stream: Union["Stream", int, None]) -> Any:
     raise TypeError("stream: expected edgert.cuda.Stream or None, got %r" % (stream,))
 
 
-class Stream:
+class _Resource(ABC):
+    """A CUDA object released exactly once: by ``free()``/``close()``, ``with``, or GC."""
+
+    @abstractmethod
+    def free(self) -> None:
+        """Release the object; safe to call twice."""
+
+    def close(self) -> None:
+        self.free()
+
+    def __enter__(self: _R) -> _R:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.free()
+
+    def __del__(self) -> None:
+        if _exiting:  # the CUDA runtime may already be unloading; the process frees all
+            return
+        try:
+            self.free()
+        except Exception:  # noqa: BLE001 - interpreter shutdown; the context dies anyway
+            pass
+
+
+class Stream(_Resource):
     """A non-blocking CUDA stream; ``handle`` is the raw ``cudaStream_t`` as an int."""
 
     def __init__(self) -> None:
@@ -168,21 +196,13 @@ class Stream:
         """Make later work on this stream wait for ``event`` (no host blocking)."""
         _ctx().stream_wait_event(self.obj, event.obj)
 
-    def close(self) -> None:
+    def free(self) -> None:
         if self._alive:
             self._alive = False
             _ctx().stream_destroy(self.obj)
 
-    def __del__(self) -> None:
-        if _exiting:  # the CUDA runtime may already be unloading; the process frees all
-            return
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown; the context dies anyway
-            pass
 
-
-class Event:
+class Event(_Resource):
     """A CUDA event with timing enabled."""
 
     def __init__(self) -> None:
@@ -203,21 +223,13 @@ class Event:
         """Milliseconds from ``start_event`` to this event (both recorded and complete)."""
         return float(_ctx().event_elapsed_ms(start_event.obj, self.obj))
 
-    def close(self) -> None:
+    def free(self) -> None:
         if self._alive:
             self._alive = False
             _ctx().event_destroy(self.obj)
 
-    def __del__(self) -> None:
-        if _exiting:  # the CUDA runtime may already be unloading; the process frees all
-            return
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001
-            pass
 
-
-class DeviceBuffer:
+class DeviceBuffer(_Resource):
     """``nbytes`` of device memory (cudaMalloc); ``ptr`` is the device address."""
 
     def __init__(self, nbytes: int) -> None:
@@ -231,22 +243,8 @@ class DeviceBuffer:
             ptr, self.ptr = self.ptr, 0
             _ctx().free(ptr, self._keep)
 
-    def __enter__(self) -> "DeviceBuffer":
-        return self
 
-    def __exit__(self, *exc: Any) -> None:
-        self.free()
-
-    def __del__(self) -> None:
-        if _exiting:  # the CUDA runtime may already be unloading; the process frees all
-            return
-        try:
-            self.free()
-        except Exception:  # noqa: BLE001
-            pass
-
-
-class HostBuffer:
+class HostBuffer(_Resource):
     """Pinned (page-locked) host memory seen as a numpy array.
 
     ``mapped=True`` also maps it into the device address space: ``device_ptr``
@@ -271,20 +269,6 @@ class HostBuffer:
             self.device_ptr = None
             self.array = np.empty((0,), self.dtype)
             _ctx().host_free(ptr, self._keep)
-
-    def __enter__(self) -> "HostBuffer":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.free()
-
-    def __del__(self) -> None:
-        if _exiting:  # the CUDA runtime may already be unloading; the process frees all
-            return
-        try:
-            self.free()
-        except Exception:  # noqa: BLE001
-            pass
 
 
 def _host_ptr(array: np.ndarray, name: str) -> Tuple[int, int]:
@@ -330,7 +314,7 @@ def check_last_error() -> None:
     _ctx().peek_last_error()
 
 
-class GraphExec:
+class GraphExec(_Resource):
     """An instantiated CUDA graph; launch it with :func:`launch_graph`."""
 
     def __init__(self, obj: Any) -> None:
@@ -340,14 +324,6 @@ class GraphExec:
         if self.obj is not None:
             obj, self.obj = self.obj, None
             _ctx().graph_destroy(obj)
-
-    def __del__(self) -> None:
-        if _exiting:  # the CUDA runtime may already be unloading; the process frees all
-            return
-        try:
-            self.free()
-        except Exception:  # noqa: BLE001
-            pass
 
 
 def supports_graphs() -> bool:

@@ -20,6 +20,7 @@ from edgert.errors import RuntimeFailure
 from edgert.runtime.build import Builder, EngineFactory, make_sinks, make_sources
 from edgert.runtime.graph import default_engine_factory
 from edgert.runtime.metrics import Metrics
+from edgert.runtime.observer import RunObserver
 from edgert.runtime.report import RunReport, describe_metrics
 from edgert.runtime.signals import stop_on_signals
 from edgert.runtime.threaded import ThreadedCore
@@ -40,8 +41,10 @@ class ThreadedExecutor:
                  max_frames: Optional[int] = None, handle_signals: bool = True,
                  sources: Optional[List[Source]] = None, sinks: Optional[List[Sink]] = None,
                  slots_per_instance: int = 2, prep_workers: Optional[int] = None,
-                 shutdown_timeout_s: float = 10.0) -> None:
+                 shutdown_timeout_s: float = 10.0,
+                 observer: Optional[RunObserver] = None) -> None:
         self.pipeline = pipeline
+        self.observer = observer if observer is not None else RunObserver()
         self.metrics = metrics if metrics is not None else Metrics()
         self.engine_factory = engine_factory
         self.max_frames = max_frames
@@ -84,7 +87,8 @@ class ThreadedExecutor:
             comps = builder.components(sources, sinks, self._slots, self._prep)
             comps.opened = open_files(sources, stack)
             core = ThreadedCore(comps, rt.queue_depth, rt.batch_timeout_ms / 1000.0,
-                                self.metrics, self._shutdown_timeout_s, self.max_frames)
+                                self.metrics, self._shutdown_timeout_s, self.max_frames,
+                                self.observer)
             self._core = core
             if self._stop_early:
                 core.request_stop()

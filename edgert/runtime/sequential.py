@@ -31,6 +31,7 @@ from edgert.errors import EdgertError, RuntimeFailure
 from edgert.progress import Progress
 from edgert.runtime.graph import EngineFactory, Graph, build_graph
 from edgert.runtime.metrics import Metrics
+from edgert.runtime.observer import RunObserver
 from edgert.runtime.report import (DETECTIONS, FRAMES_IN, FRAMES_OUT, RunReport,
                                    describe_metrics)
 from edgert.sinks.metrics import serve_metrics
@@ -80,8 +81,11 @@ class SequentialExecutor:
 
     def __init__(self, pipeline: PipelineConfig, metrics: Optional[Metrics] = None,
                  engine_factory: Optional[EngineFactory] = None,
-                 max_frames: Optional[int] = None, handle_signals: bool = True) -> None:
+                 max_frames: Optional[int] = None, handle_signals: bool = True,
+                 observer: Optional[RunObserver] = None) -> None:
         self.pipeline = pipeline
+        self.observer = observer if observer is not None else RunObserver()
+        self._ready = False
         self.metrics = metrics if metrics is not None else Metrics()
         self.engine_factory = engine_factory
         self.max_frames = max_frames
@@ -104,8 +108,14 @@ class SequentialExecutor:
             capacity = self._prepare_io(graph)
             guard = stop_on_signals(self.request_stop) if self.handle_signals \
                 else contextlib.nullcontext()
-            with guard, Progress("running %s" % self.pipeline.name, self._total(graph)) as bar:
-                self._loop(graph, capacity, bar)
+            self.observer.on_start(1)
+            reason = "error"
+            try:
+                with guard, Progress("running %s" % self.pipeline.name, self._total(graph)) as bar:
+                    self._loop(graph, capacity, bar)
+                reason = "stopped by signal" if self._stop.is_set() else "streams ended"
+            finally:  # STOPPING=1 before sinks flush and engines close
+                self.observer.on_stop(reason)
             copied = self._bytes_copied(graph)
         duration = time.monotonic() - started
         return RunReport.from_metrics(self.pipeline.name, self.metrics,
@@ -191,6 +201,10 @@ class SequentialExecutor:
             except Exception as exc:  # noqa: BLE001
                 raise stage_failure("sink", sink.name, exc) from exc
         self._account(graph, results, batch)
+        if not self._ready:  # engines loaded and the first batch went through every stage
+            self._ready = True
+            self.observer.on_ready()
+        self.observer.on_batch_done(len(items))  # this thread runs inference: watchdog
 
     def _account(self, graph: Graph, results: Dict[str, Batch], batch: Batch) -> None:
         now = time.monotonic()

@@ -36,6 +36,7 @@ import numpy as np
 from edgert.batch import Batch
 from edgert.runtime.hub import DROP_OLDEST, FrameHub
 from edgert.runtime.metrics import Metrics
+from edgert.runtime.observer import RunObserver
 from edgert.runtime.plan import StageError, run_chain
 from edgert.runtime.pool import Slot, SlotPool
 from edgert.runtime.report import DETECTIONS
@@ -78,12 +79,15 @@ class ThreadedCore:
 
     def __init__(self, comps: Components, queue_depth: int, batch_timeout_s: float,
                  metrics: Metrics, shutdown_timeout_s: float = 10.0,
-                 max_frames: Optional[int] = None) -> None:
+                 max_frames: Optional[int] = None,
+                 observer: Optional[RunObserver] = None) -> None:
         self.c = comps
         self.metrics = metrics
         self.timeout_s = batch_timeout_s
         self.shutdown_timeout_s = shutdown_timeout_s
         self.max_frames = max_frames
+        self.observer = observer if observer is not None else RunObserver()
+        self._ready = False
         self.hub = FrameHub([s.name for s in comps.sources], comps.policies, queue_depth, metrics)
         self.stopping = threading.Event()  # graceful: readers stop, in-flight drains
         self.abort = threading.Event()  # failure or second stop: discard, then stop
@@ -140,9 +144,12 @@ class ThreadedCore:
                  for i in range(len(self.c.infer))]
         post = self._thread("post", self._post)
         sinks = self._thread("sinks", self._sink)
+        self._notify("on_start", len(lanes))
         for t in readers + batchers + lanes + [post, sinks]:
             t.start()
         self._join(batchers)
+        self._notify("on_stop", "error" if self.error else
+                     "stopped by signal" if self.stop_requested else "streams ended")
         for box in self._inboxes:
             box.put(_SENTINEL)
         self._join(lanes)
@@ -154,6 +161,13 @@ class ThreadedCore:
         self.hub.close()
         self._join(readers, deadline_s=self.shutdown_timeout_s)
         self.finished = time.monotonic()
+
+    def _notify(self, hook: str, *args: Any) -> None:
+        """Call an observer hook (systemd watchdog, tests); it must never break the run."""
+        try:
+            getattr(self.observer, hook)(*args)
+        except Exception:  # noqa: BLE001
+            log.exception("run observer %s failed", hook)
 
     def _thread(self, name: str, target: Callable[..., None], *args: Any) -> threading.Thread:
         def guarded() -> None:
@@ -278,7 +292,11 @@ class ThreadedCore:
     def _infer(self, i: int) -> None:
         chain = self.c.infer[i]
         while True:
-            work = self._inboxes[i].get()
+            try:
+                work = self._inboxes[i].get(timeout=1.0)
+            except queue.Empty:
+                self._notify("heartbeat", i)  # alive, nothing queued (a camera reconnecting)
+                continue
             if work is _SENTINEL:
                 return
             if self.abort.is_set():
@@ -297,6 +315,7 @@ class ThreadedCore:
                 self._busy_since[i] = None
             if chain:  # no model stage: no engine time to bound staleness with
                 self._batch_time(time.monotonic() - t0)
+            self._notify("on_batch_done", len(work.batch), i)  # from the inference thread
             self._post_q.put(work)
 
     def _batch_time(self, seconds: float) -> None:
@@ -377,6 +396,9 @@ class ThreadedCore:
             self.hub.delivered(idx, n, now)
         self._count_detections(work)
         self._release(work)
+        if not self._ready:  # the first batch went through every stage and sink
+            self._ready = True
+            self._notify("on_ready")
 
     def _count_detections(self, work: Work) -> None:
         """Detections delivered, by class label (each distinct batch object once)."""

@@ -212,3 +212,30 @@ def test_detections_are_counted_by_label() -> None:
     report = _run(cfg)
     assert report.detections == {"0": 6}  # one class-0 detection per frame from test-post
     assert "a 6/6" in report.summary_line()
+
+
+def test_observer_hooks_for_the_watchdog() -> None:
+    from edgert.runtime.observer import RunObserver
+
+    class Rec(RunObserver):
+        def __init__(self) -> None:
+            self.calls: List[tuple] = []
+
+        def on_start(self, lanes: int = 1) -> None:
+            self.calls.append(("start", lanes))
+
+        def on_ready(self) -> None:
+            self.calls.append(("ready",))
+
+        def on_batch_done(self, frames: int, lane: int = 0) -> None:
+            self.calls.append(("batch", frames, lane))
+
+        def on_stop(self, reason: str = "") -> None:
+            self.calls.append(("stop", reason))
+
+    rec = Rec()
+    cfg = pipeline(["name: a, uri: 'test://a', frames: 6"], batch=2, instances="cpu, cpu")
+    _run(cfg, observer=rec)
+    assert rec.calls[0] == ("start", 2) and rec.calls[-1] == ("stop", "streams ended")
+    assert rec.calls.count(("ready",)) == 1
+    assert sum(c[1] for c in rec.calls if c[0] == "batch") == 6
