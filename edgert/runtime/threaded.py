@@ -148,11 +148,11 @@ class ThreadedCore:
         for t in readers + batchers + lanes + [post, sinks]:
             t.start()
         self._join(batchers)
-        self._notify("on_stop", "error" if self.error else
-                     "stopped by signal" if self.stop_requested else "streams ended")
         for box in self._inboxes:
             box.put(_SENTINEL)
         self._join(lanes)
+        self._notify("on_stop", "error" if self.error else  # inference is over: STOPPING=1
+                     "stopped by signal" if self.stop_requested else "streams ended")
         self._post_q.put(_SENTINEL)
         self._join([post])
         self._sink_q.put(_SENTINEL)
