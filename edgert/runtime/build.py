@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import logging
 from contextlib import ExitStack
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from edgert.config.schema import PipelineConfig
 from edgert.engines.base import Engine
-from edgert.errors import EdgertError, RuntimeFailure
-from edgert.runtime.graph import EngineFactory
+from edgert.runtime.graph import EngineFactory, start_component
 from edgert.runtime.hub import BLOCK, DROP_OLDEST
 from edgert.runtime.plan import StagePlan, model_of, plan_stages
 from edgert.runtime.pool import SlotPool
@@ -79,7 +78,7 @@ class Builder:
         out = []
         for cfg in configs:
             stage = STAGES.get(cfg.kind)(cfg, ctx)
-            _start(stage, "stage")
+            start_component(stage, "stage")
             self.stack.callback(_stop_quietly, stage)
             out.append(stage)
         return out
@@ -108,22 +107,11 @@ class Builder:
         if sinks is None:
             sinks = make_sinks(self.pipeline, self.context())
         for sink in sinks:
-            _start(sink, "sink")
+            start_component(sink, "sink")
             self.stack.callback(_stop_quietly, sink)
         policies = [policy_for(s, self.pipeline.runtime.drop_policy) for s in sources]
         _log_plan(plan, devices, capacity, n_prep, self.pipeline, len(sources))
         return Components(sources, policies, pre, infer, post, sinks, pool, devices)
-
-
-def _start(obj: Any, what: str) -> None:
-    """Start a stage/sink; a bug in ``start`` becomes one line naming the component."""
-    try:
-        obj.start()
-    except EdgertError:
-        raise
-    except Exception as exc:  # noqa: BLE001
-        raise RuntimeFailure("%s '%s' failed to start: %s: %s"
-                             % (what, obj.name, type(exc).__name__, exc)) from exc
 
 
 def _stop_quietly(obj: object) -> None:

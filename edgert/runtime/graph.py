@@ -85,10 +85,10 @@ class Graph:
             src.open()
             stack.callback(_quietly, src.close, "source", src.name)
         for stage in self.stages:
-            _start(stage, "stage")
+            start_component(stage, "stage")
             stack.callback(_quietly, stage.stop, "stage", stage.name)
         for sink in self.sinks:
-            _start(sink, "sink")
+            start_component(sink, "sink")
             stack.callback(_quietly, sink.stop, "sink", sink.name, True)
 
     def model_of(self, stage_name: str) -> Optional[str]:
@@ -111,7 +111,7 @@ def build_graph(pipeline: PipelineConfig, engine_factory: Optional[EngineFactory
     return graph
 
 
-def _start(obj: Any, what: str) -> None:
+def start_component(obj: Any, what: str) -> None:
     """Start a stage/sink; an unexpected exception becomes one line naming it."""
     try:
         obj.start()
