@@ -21,7 +21,7 @@ how decoders put boxes back onto the source frame.
 from __future__ import annotations
 
 import logging
-from typing import Any, ClassVar, List, Optional, Tuple, Type
+from typing import Any, ClassVar, Dict, List, Optional, Tuple, Type
 
 import numpy as np
 from pydantic import Field, field_validator
@@ -140,12 +140,28 @@ def fit(src_w: int, src_h: int, dst_w: int, dst_h: int, keep_aspect: bool
 
 
 def prepare_into(cv2: Any, image: np.ndarray, out: np.ndarray, cfg: ResizeConfig,
-                 norm: Normalizer, keep_aspect: bool, interp: int) -> Tuple[float, float, int, int]:
-    """Write one BGR frame into ``out`` (one item: CHW or HWC); return (sx, sy, px, py)."""
+                 norm: Normalizer, keep_aspect: bool, interp: int,
+                 resized: Optional[Dict[Tuple[int, int], np.ndarray]] = None
+                 ) -> Tuple[float, float, int, int]:
+    """Write one BGR frame into ``out`` (one item: CHW or HWC); return (sx, sy, px, py).
+
+    ``resized`` keeps one resize buffer per output size, so a stream of frames
+    of the same size allocates nothing per frame.
+    """
     dst_w, dst_h = cfg.size
     h, w = image.shape[:2]
     nw, nh, px, py = fit(w, h, dst_w, dst_h, keep_aspect)
-    scaled = image if (nw, nh) == (w, h) else cv2.resize(image, (nw, nh), interpolation=interp)
+    if (nw, nh) == (w, h):
+        scaled = image
+    else:
+        buf = None
+        if resized is not None:
+            buf = resized.get((nh, nw))
+            if buf is None or buf.dtype != image.dtype or buf.shape[2:] != image.shape[2:]:
+                if len(resized) >= 16:  # many distinct sizes: keep memory bounded
+                    resized.clear()
+                buf = resized[(nh, nw)] = np.empty((nh, nw) + image.shape[2:], image.dtype)
+        scaled = cv2.resize(image, (nw, nh), dst=buf, interpolation=interp)
     chw = cfg.layout == "nchw"
     pad = float(getattr(cfg, "pad_value", 0))
     for c in range(3):
@@ -182,6 +198,7 @@ class _Preprocess(Stage):
         w, h = cfg.size
         self.item_shape = (3, h, w) if cfg.layout == "nchw" else (h, w, 3)
         self._scratch: Optional[np.ndarray] = None
+        self._resized: Dict[Tuple[int, int], np.ndarray] = {}
         self._cv2: Any = None
         self._interp = 1
         self._device = StageDevice(cfg, self.keep_aspect, self.name)
@@ -217,7 +234,8 @@ class _Preprocess(Stage):
         transforms = np.empty((len(batch), 4), np.float64)
         for i, frame in enumerate(batch.frames):
             transforms[i] = prepare_into(self._cv2, frame, tensor[i], self.config,  # type: ignore[arg-type]
-                                         self.norm, self.keep_aspect, self._interp)
+                                         self.norm, self.keep_aspect, self._interp,
+                                         self._resized)
         batch.tensor = tensor
         batch.transforms = transforms
         return batch
