@@ -152,7 +152,9 @@ sources:
      read_timeout_s: 2}
 sinks:
   - {kind: jsonl, input: sources, path: out/cam.jsonl}
-runtime: {metrics_port: %d}
+# block: this test is about losing nothing across a reconnect; under drop_oldest a
+# loaded machine may (correctly, and counted) drop stale live frames
+runtime: {metrics_port: %d, drop_policy: block}
 """
 
 
