@@ -13,7 +13,7 @@ import logging
 import pkgutil
 import sys
 import traceback
-from typing import List, NoReturn, Optional
+from typing import Callable, List, NoReturn, Optional
 
 from edgert import __version__
 from edgert.errors import EdgertError
@@ -57,14 +57,26 @@ def _command_modules() -> list:
     return mods
 
 
-def _setup_logging(verbose: int, quiet: bool) -> None:
+def _setup_logging(verbose: int, quiet: bool) -> Callable[[], None]:
+    """Configure the ``edgert`` logger for the CLI; returns a function that undoes it.
+
+    The library adds no handlers of its own, so only the CLI does this, and it
+    restores the previous state on return: ``main()`` called in-process (tests,
+    embedding) leaves logging as it found it.
+    """
     level = logging.WARNING if quiet else (logging.DEBUG if verbose >= 2 else logging.INFO)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("edgert: %(message)s"))
     root = logging.getLogger("edgert")
+    saved = (list(root.handlers), root.level, root.propagate)
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+
+    def restore() -> None:
+        root.handlers[:], root.level, root.propagate = saved[0], saved[1], saved[2]
+
+    return restore
 
 
 _GLOBAL_FLAGS = ("-v", "-vv", "-vvv", "--verbose", "-q", "--quiet")
@@ -88,7 +100,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    _setup_logging(args.verbose, args.quiet)
+    restore_logging = _setup_logging(args.verbose, args.quiet)
     try:
         code = args.func(args)
         return int(code or 0)
@@ -103,6 +115,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 130
     except BrokenPipeError:
         return 1
+    finally:
+        restore_logging()
 
 
 def entry() -> NoReturn:
