@@ -99,6 +99,30 @@ def fix_input_shapes(model: Any, batch: Optional[int],
     return warnings
 
 
+def topo_sort(nodes: Iterable[Any], known: Set[str]) -> Tuple[List[Any], List[str]]:
+    """Nodes in topological order (stable where already ordered), and unresolved inputs.
+
+    Nodes whose inputs never become available (a cycle or a dangling input)
+    are appended in their original order; their missing inputs are returned.
+    """
+    ready = set(known) | {""}
+    pending = list(nodes)
+    order: List[Any] = []
+    while pending:
+        rest = []
+        for n in pending:
+            if all(i in ready for i in n.input):
+                order.append(n)
+                ready.update(n.output)
+            else:
+                rest.append(n)
+        if len(rest) == len(pending):
+            order.extend(rest)
+            return order, sorted({i for n in rest for i in n.input if i not in ready})
+        pending = rest
+    return order, []
+
+
 def sort_nodes(model: Any) -> None:
     """Reorder ``model.graph.node`` topologically in place (stable where already ordered).
 
@@ -106,21 +130,8 @@ def sort_nodes(model: Any) -> None:
     Runtime's quantizer appends its Q/DQ nodes at the end.
     """
     g = model.graph
-    known = {i.name for i in g.input} | {t.name for t in g.initializer} | {""}
-    pending = list(g.node)
-    order: List[Any] = []
-    while pending:
-        rest = []
-        for n in pending:
-            if all(i in known for i in n.input):
-                order.append(n)
-                known.update(n.output)
-            else:
-                rest.append(n)
-        if len(rest) == len(pending):
-            order.extend(rest)  # a cycle or a dangling input: leave the rest as it was
-            break
-        pending = rest
+    known = {i.name for i in g.input} | {t.name for t in g.initializer}
+    order, _ = topo_sort(g.node, known)
     copies = [type(n)() for n in order]
     for dst, src in zip(copies, order):
         dst.CopyFrom(src)
@@ -188,24 +199,10 @@ class GraphView:
 
     def topo_order(self) -> List[Any]:
         """Nodes in a topological order (ONNX requires one; re-sorted defensively)."""
-        ready = set(self.inputs) | set(self.initializers) | {""}
-        pending = list(self.nodes)
-        order: List[Any] = []
-        while pending:
-            rest = []
-            for n in pending:
-                if all(i in ready for i in n.input):
-                    order.append(n)
-                    ready.update(n.output)
-                else:
-                    rest.append(n)
-            if len(rest) == len(pending):
-                missing = sorted({i for n in rest for i in n.input if i not in ready})
-                log.warning("graph is not a DAG over known tensors (unresolved: %s)",
-                            ", ".join(missing[:5]))
-                order.extend(rest)
-                break
-            pending = rest
+        order, missing = topo_sort(self.nodes, set(self.inputs) | set(self.initializers))
+        if missing:
+            log.warning("graph is not a DAG over known tensors (unresolved: %s)",
+                        ", ".join(missing[:5]))
         return order
 
     # ------------------------------------------------------------ tensors
